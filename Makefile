@@ -1,0 +1,36 @@
+# tenant_mgr: schema- and database-per-tenant management for PostgreSQL
+#
+# Tests need a server started with shared_preload_libraries = 'tenant_mgr';
+# test/check.sh runs them all against throwaway clusters as an unprivileged
+# user (initdb refuses root).
+
+MODULE_big = tenant_mgr
+OBJS = \
+	$(WIN32RES) \
+	src/api.o \
+	src/catalog.o \
+	src/migrate.o \
+	src/names.o \
+	src/registry.o \
+	src/tenant_mgr.o \
+	src/verify.o
+
+EXTENSION = tenant_mgr
+DATA = tenant_mgr--1.0.sql
+PGFILEDESC = "tenant_mgr - schema- and database-per-tenant management"
+
+REGRESS = setup names migrations schema_tenants migrate drop
+REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
+
+ISOLATION =
+ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=test/regress.conf
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+PG_CPPFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla
+EXTRA_CLEAN = tmp_check_regress
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,113 @@
+/*-------------------------------------------------------------------------
+ *
+ * tenant_mgr.c
+ *		Module load: GUC definitions.
+ *
+ * The library may be loaded without shared_preload_libraries (pg_upgrade
+ * loads every library, and schema tenants need no background process), so
+ * nothing here may fail in that case.  Whatever needs preloading checks for
+ * it when it is called.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/varlena.h"
+
+#include "tenant_mgr.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+char	   *tm_control_database = NULL;
+char	   *tm_prefix = NULL;
+char	   *tm_shared_schemas = NULL;
+
+/*
+ * The prefix becomes part of every object name, so it obeys the tenant name
+ * rules: lower-case letters, digits and underscores, and never "pg_".
+ */
+static bool
+tm_check_prefix(char **newval, void **extra, GucSource source)
+{
+	const char *p;
+
+	if (strlen(*newval) > NAMEDATALEN / 2)
+	{
+		GUC_check_errdetail("The prefix may be at most %d bytes long.",
+							NAMEDATALEN / 2);
+		return false;
+	}
+	for (p = *newval; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+			  *p == '_'))
+		{
+			GUC_check_errdetail("The prefix may contain only lower-case ASCII letters, digits and underscores.");
+			return false;
+		}
+	}
+	if ((*newval)[0] >= '0' && (*newval)[0] <= '9')
+	{
+		GUC_check_errdetail("The prefix must not begin with a digit.");
+		return false;
+	}
+	if (strncmp(*newval, "pg_", 3) == 0)
+	{
+		GUC_check_errdetail("Names beginning with \"pg_\" are reserved for system schemas.");
+		return false;
+	}
+	return true;
+}
+
+/* The shared schemas are a comma-separated list of identifiers. */
+static bool
+tm_check_shared_schemas(char **newval, void **extra, GucSource source)
+{
+	char	   *copy = pstrdup(*newval);
+	List	   *names;
+	bool		ok = SplitIdentifierString(copy, ',', &names);
+
+	list_free(names);
+	pfree(copy);
+	if (!ok)
+		GUC_check_errdetail("List syntax is invalid.");
+	return ok;
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("tenant_mgr.database",
+							   "Database that holds the tenant_mgr catalog.",
+							   "Background workers connect to it; schema tenants live in it.",
+							   &tm_control_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_mgr.prefix",
+							   "Prefix of the schema or database name of every new tenant.",
+							   "The object name is the prefix followed by the tenant name; it is never truncated.",
+							   &tm_prefix,
+							   "tenant_",
+							   PGC_SUSET,
+							   0,
+							   tm_check_prefix, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_mgr.shared_schemas",
+							   "Schemas placed after the tenant's schema on the search_path.",
+							   "Used by tenant_use() and while migrations run in a schema tenant.",
+							   &tm_shared_schemas,
+							   "",
+							   PGC_USERSET,
+							   GUC_LIST_INPUT,
+							   tm_check_shared_schemas, NULL, NULL);
+
+	MarkGUCPrefixReserved("tenant_mgr");
+}

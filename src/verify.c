@@ -1,0 +1,133 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify.c
+ *		Compare the catalog with reality: pg_namespace and every ledger.
+ *
+ * The catalog is a cache; the schemas and their ledgers are the truth.
+ * verify() reports every disagreement as a row and changes nothing, so an
+ * empty result means the catalog can be trusted.  It reads each tenant's
+ * ledger, so its cost grows with the number of tenants.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "tenant_mgr.h"
+
+PG_FUNCTION_INFO_V1(verify);
+
+static void
+tm_report(ReturnSetInfo *rsinfo, const char *tenant, const char *problem,
+		  const char *detail)
+{
+	Datum		values[3];
+	bool		nulls[3] = {tenant == NULL, false, false};
+
+	values[0] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	values[1] = CStringGetTextDatum(problem);
+	values[2] = CStringGetTextDatum(detail);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/* Checks one schema tenant's object and ledger against its catalog row. */
+static void
+tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t)
+{
+	char	   *nspname = get_namespace_name(t->object_oid);
+	int64		ledger_version = 0;
+	uint64		i;
+
+	if (nspname == NULL)
+	{
+		tm_report(rsinfo, t->name, "missing",
+				  psprintf("schema \"%s\" (OID %u) does not exist",
+						   t->object_name, t->object_oid));
+		return;
+	}
+	if (strcmp(nspname, t->object_name) != 0)
+		tm_report(rsinfo, t->name, "renamed",
+				  psprintf("schema \"%s\" is now named \"%s\"",
+						   t->object_name, nspname));
+	if (!OidIsValid(get_relname_relid(TM_LEDGER_NAME, t->object_oid)))
+	{
+		tm_report(rsinfo, t->name, "no_ledger",
+				  psprintf("schema \"%s\" has no table \"%s\"",
+						   nspname, TM_LEDGER_NAME));
+		return;
+	}
+
+	if (SPI_execute(psprintf("SELECT l.version, l.checksum, m.checksum"
+							 " FROM %s." TM_LEDGER_NAME " l"
+							 " LEFT JOIN tenant_mgr.migration m USING (version)"
+							 " ORDER BY l.version",
+							 quote_identifier(nspname)),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the ledger of tenant \"%s\"", t->name);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *version = SPI_getvalue(tup, desc, 1);
+		char	   *applied = SPI_getvalue(tup, desc, 2);
+		char	   *registered = SPI_getvalue(tup, desc, 3);
+
+		if (registered == NULL)
+			tm_report(rsinfo, t->name, "unknown_migration",
+					  psprintf("the ledger records migration %s, which is not registered",
+							   version));
+		else if (strcmp(applied, registered) != 0)
+			tm_report(rsinfo, t->name, "checksum_mismatch",
+					  psprintf("migration %s was applied with checksum %s, the registered one is %s",
+							   version, applied, registered));
+		ledger_version = strtoi64(version, NULL, 10);
+	}
+	if (ledger_version != t->version)
+		tm_report(rsinfo, t->name, "version_mismatch",
+				  psprintf("the catalog says version " INT64_FORMAT ", the ledger says " INT64_FORMAT,
+						   t->version, ledger_version));
+}
+
+/*
+ * verify() returns table (tenant text, problem text, detail text)
+ */
+Datum
+verify(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ListCell   *lc;
+	uint64		i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	tm_spi_connect();
+
+	foreach(lc, tm_tenant_list())
+	{
+		TmTenant   *t = lfirst(lc);
+
+		if (strcmp(t->isolation, TM_ISOLATION_SCHEMA) == 0)
+			tm_verify_schema_tenant(rsinfo, t);
+	}
+
+	/* a ledger in a schema the catalog does not know: never adopted */
+	if (SPI_execute("SELECT n.nspname FROM pg_catalog.pg_class c"
+					" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+					" WHERE c.relname = '" TM_LEDGER_NAME "' AND c.relkind = 'r'"
+					"   AND n.oid NOT IN (SELECT object_oid FROM tenant_mgr.tenant"
+					"                      WHERE isolation = 'schema')"
+					" ORDER BY 1",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_class");
+	for (i = 0; i < SPI_processed; i++)
+		tm_report(rsinfo, NULL, "orphan",
+				  psprintf("schema \"%s\" has a tenant_mgr ledger but no catalog row",
+						   SPI_getvalue(SPI_tuptable->vals[i],
+										SPI_tuptable->tupdesc, 1)));
+
+	tm_spi_finish();
+	return (Datum) 0;
+}

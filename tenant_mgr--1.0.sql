@@ -1,0 +1,220 @@
+/* tenant_mgr--1.0.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION tenant_mgr" to load this file. \quit
+
+/*
+ * Catalog.  These tables are a cache of reality: the truth about a tenant's
+ * version is the ledger inside the tenant, written in the same transaction as
+ * the DDL it records.  Nothing here is writable by ordinary roles; people read
+ * the views at the end of this file.
+ */
+
+CREATE TABLE tenant_mgr.tenant (
+    name        text PRIMARY KEY,
+    isolation   text NOT NULL CHECK (isolation IN ('schema', 'database')),
+    object_name name NOT NULL,
+    object_oid  oid NOT NULL,
+    owner       name NOT NULL,
+    state       text NOT NULL DEFAULT 'ready'
+                CHECK (state IN ('creating', 'ready', 'dropping')),
+    version     bigint NOT NULL DEFAULT 0,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    last_error  text,
+    metadata    jsonb NOT NULL DEFAULT '{}',
+    UNIQUE (isolation, object_name)
+);
+COMMENT ON TABLE tenant_mgr.tenant IS
+    'one row per tenant created by tenant_mgr; object_oid is the marker of the schema or database it created';
+
+CREATE TABLE tenant_mgr.migration (
+    version       bigint PRIMARY KEY CHECK (version > 0),
+    name          text NOT NULL CHECK (name <> ''),
+    up_sql        text NOT NULL,
+    down_sql      text,
+    transactional boolean NOT NULL DEFAULT true,
+    checksum      text NOT NULL,
+    registered_by name NOT NULL DEFAULT current_user,
+    registered_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE tenant_mgr.migration IS
+    'registered migrations; checksum is the SHA-256 of the normalized up_sql';
+
+CREATE SEQUENCE tenant_mgr.event_id_seq;
+CREATE SEQUENCE tenant_mgr.run_id_seq;
+
+CREATE TABLE tenant_mgr.event (
+    id        bigint PRIMARY KEY DEFAULT nextval('tenant_mgr.event_id_seq'),
+    run_id    bigint NOT NULL,
+    tenant    text NOT NULL,
+    action    text NOT NULL CHECK (action IN ('create', 'up', 'down', 'drop')),
+    version   bigint,
+    status    text NOT NULL CHECK (status IN ('ok', 'failed', 'skipped')),
+    sqlstate  text,
+    message   text,
+    duration  interval,
+    run_by    name NOT NULL DEFAULT current_user,
+    at        timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+ALTER SEQUENCE tenant_mgr.event_id_seq OWNED BY tenant_mgr.event.id;
+CREATE INDEX ON tenant_mgr.event (tenant, id);
+CREATE INDEX ON tenant_mgr.event (run_id);
+COMMENT ON TABLE tenant_mgr.event IS
+    'what tenant_mgr did to each tenant, one row per step, failures included';
+
+-- pg_dump keeps what users put in the catalog
+SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.tenant', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.migration', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.event', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.run_id_seq', '');
+
+REVOKE ALL ON ALL TABLES IN SCHEMA tenant_mgr FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA tenant_mgr FROM PUBLIC;
+
+/*
+ * Migrations
+ */
+
+CREATE FUNCTION tenant_mgr.migration_add(
+    version bigint,
+    name text,
+    up_sql text,
+    down_sql text DEFAULT NULL,
+    transactional boolean DEFAULT true)
+RETURNS boolean
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'migration_add';
+COMMENT ON FUNCTION tenant_mgr.migration_add(bigint, text, text, text, boolean) IS
+    'registers a migration; true if new, false if the same migration was already registered';
+
+CREATE FUNCTION tenant_mgr.migration_remove(version bigint)
+RETURNS boolean
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'migration_remove';
+COMMENT ON FUNCTION tenant_mgr.migration_remove(bigint) IS
+    'removes a registered migration that no tenant has applied';
+
+CREATE FUNCTION tenant_mgr.migrations_load(directory text)
+RETURNS integer
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'migrations_load';
+COMMENT ON FUNCTION tenant_mgr.migrations_load(text) IS
+    'registers every NNN_name.sql file (and NNN_name.down.sql) of a server directory; returns how many were new';
+
+/*
+ * Tenants
+ */
+
+CREATE FUNCTION tenant_mgr.tenant_create(
+    name text,
+    isolation text DEFAULT 'schema',
+    owner name DEFAULT NULL,
+    metadata jsonb DEFAULT '{}')
+RETURNS tenant_mgr.tenant
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_create';
+COMMENT ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb) IS
+    'creates a tenant and applies every registered migration to it';
+
+CREATE FUNCTION tenant_mgr.tenant_migrate(
+    name text DEFAULT NULL,
+    target bigint DEFAULT NULL,
+    stop_on_error boolean DEFAULT false)
+RETURNS TABLE (tenant text, version bigint, migration text, action text,
+               status text, duration interval, sqlstate text, message text)
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_migrate';
+COMMENT ON FUNCTION tenant_mgr.tenant_migrate(text, bigint, boolean) IS
+    'brings one tenant, or every tenant when name is null, up or down to target (default: latest)';
+
+CREATE FUNCTION tenant_mgr.tenant_drop(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_drop';
+COMMENT ON FUNCTION tenant_mgr.tenant_drop(text, boolean) IS
+    'drops a tenant created by tenant_mgr, and nothing else';
+
+CREATE FUNCTION tenant_mgr.tenant_use(name text, is_local boolean DEFAULT false)
+RETURNS text
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_use';
+COMMENT ON FUNCTION tenant_mgr.tenant_use(text, boolean) IS
+    'points the search_path of this session (or transaction) at a schema tenant';
+
+CREATE FUNCTION tenant_mgr.verify()
+RETURNS TABLE (tenant text, problem text, detail text)
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'verify';
+COMMENT ON FUNCTION tenant_mgr.verify() IS
+    'compares the catalog with pg_namespace and every ledger; no rows means consistent';
+
+REVOKE ALL ON FUNCTION
+    tenant_mgr.migration_add(bigint, text, text, text, boolean),
+    tenant_mgr.migration_remove(bigint),
+    tenant_mgr.migrations_load(text),
+    tenant_mgr.tenant_create(text, text, name, jsonb),
+    tenant_mgr.tenant_migrate(text, bigint, boolean),
+    tenant_mgr.tenant_drop(text, boolean),
+    tenant_mgr.tenant_use(text, boolean),
+    tenant_mgr.verify()
+FROM PUBLIC;
+
+/*
+ * Views: what a psql user reads.
+ */
+
+CREATE VIEW tenant_mgr.tenants AS
+SELECT t.name,
+       t.isolation,
+       t.object_name,
+       t.owner,
+       t.state,
+       t.version,
+       l.latest,
+       (SELECT count(*) FROM tenant_mgr.migration m
+         WHERE m.version > t.version) AS pending,
+       t.created_at,
+       t.updated_at,
+       t.last_error,
+       t.metadata
+  FROM tenant_mgr.tenant t,
+       LATERAL (SELECT coalesce(max(m.version), 0) AS latest
+                  FROM tenant_mgr.migration m) l
+ ORDER BY t.name;
+COMMENT ON VIEW tenant_mgr.tenants IS 'every tenant, its version and how many migrations it lacks';
+
+CREATE VIEW tenant_mgr.migrations AS
+SELECT m.version,
+       m.name,
+       m.transactional,
+       m.down_sql IS NOT NULL AS reversible,
+       (SELECT count(*) FROM tenant_mgr.tenant t
+         WHERE t.version >= m.version) AS applied_to,
+       (SELECT count(*) FROM tenant_mgr.tenant t
+         WHERE t.version < m.version) AS pending_on,
+       left(m.checksum, 12) AS checksum,
+       m.registered_by,
+       m.registered_at
+  FROM tenant_mgr.migration m
+ ORDER BY m.version;
+COMMENT ON VIEW tenant_mgr.migrations IS 'registered migrations and how far they are rolled out';
+
+CREATE VIEW tenant_mgr.history AS
+SELECT e.id,
+       e.run_id,
+       e.at,
+       e.tenant,
+       e.action,
+       e.version,
+       m.name AS migration,
+       e.status,
+       e.duration,
+       e.sqlstate,
+       e.message,
+       e.run_by
+  FROM tenant_mgr.event e
+  LEFT JOIN tenant_mgr.migration m ON m.version = e.version
+ ORDER BY e.id;
+COMMENT ON VIEW tenant_mgr.history IS 'every step tenant_mgr took, newest last; failures carry their SQLSTATE';
