@@ -9,6 +9,7 @@ OBJS = \
 	$(WIN32RES) \
 	src/api.o \
 	src/catalog.o \
+	src/marker.o \
 	src/migrate.o \
 	src/names.o \
 	src/registry.o \
@@ -22,8 +23,9 @@ PGFILEDESC = "tenant_mgr - schema- and database-per-tenant management"
 REGRESS = setup names migrations schema_tenants migrate drop
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
-ISOLATION =
-ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=test/regress.conf
+# isolation specs and their expected output live under test/
+ISOLATION = tenant_locks
+ISOLATION_OPTS = --inputdir=test --temp-instance=tmp_check_iso --temp-config=test/regress.conf
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

@@ -183,7 +183,7 @@ tenant_create(PG_FUNCTION_ARGS)
 	t.object_oid = get_namespace_oid(t.object_name, false);
 	if (SPI_execute(psprintf("COMMENT ON SCHEMA %s IS %s",
 							 quote_identifier(t.object_name),
-							 quote_literal_cstr(psprintf("tenant_mgr tenant %s", name))),
+							 quote_literal_cstr(tm_schema_marker(name))),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not comment on schema \"%s\"", t.object_name);
 
@@ -492,9 +492,9 @@ tm_check_no_outside_dependents(const TmTenant *t, Oid nspoid)
 /*
  * tenant_drop(name, if_exists) returns bool
  *
- * Drops the schema only if it is the one tenant_mgr created (same OID as
- * recorded, ledger inside).  If that schema is already gone, the catalog
- * row goes and whatever now has the name is left alone.
+ * Drops the schema only if it carries tenant_mgr's marks (marker.c).  If
+ * there is no such schema, the catalog row goes and whatever now has the
+ * name is left alone.
  */
 Datum
 tenant_drop(PG_FUNCTION_ARGS)
@@ -502,7 +502,7 @@ tenant_drop(PG_FUNCTION_ARGS)
 	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
 	bool		if_exists = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 	TmTenant   *t;
-	char	   *nspname;
+	Oid			nspoid;
 	int			save_nestlevel;
 	instr_time	start;
 
@@ -519,21 +519,24 @@ tenant_drop(PG_FUNCTION_ARGS)
 	}
 	tm_require_schema_isolation(t->isolation);
 
-	nspname = get_namespace_name(t->object_oid);
-	if (nspname == NULL)
-		ereport(NOTICE,
-				(errmsg("schema of tenant \"%s\" no longer exists", name),
-				 errdetail("Only its catalog row is removed.")));
+	nspoid = tm_schema_find(t);
+	if (!OidIsValid(nspoid))
+	{
+		if (OidIsValid(get_namespace_oid(t->object_name, true)))
+			ereport(NOTICE,
+					(errmsg("schema \"%s\" is left in place", t->object_name),
+					 errdetail("It does not carry tenant_mgr's marks (the ledger table \"%s\" and the OID or comment given at creation); only the catalog row of tenant \"%s\" is removed.",
+							   TM_LEDGER_NAME, name)));
+		else
+			ereport(NOTICE,
+					(errmsg("schema of tenant \"%s\" no longer exists", name),
+					 errdetail("Only its catalog row is removed.")));
+	}
 	else
 	{
-		if (!OidIsValid(get_relname_relid(TM_LEDGER_NAME, t->object_oid)))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("schema \"%s\" of tenant \"%s\" has no ledger",
-							nspname, name),
-					 errdetail("tenant_mgr drops only schemas that carry its ledger table \"%s\".",
-							   TM_LEDGER_NAME)));
-		tm_check_no_outside_dependents(t, t->object_oid);
+		char	   *nspname = get_namespace_name(nspoid);
+
+		tm_check_no_outside_dependents(t, nspoid);
 
 		/* the cascade's list of dropped objects is noise here */
 		save_nestlevel = NewGUCNestLevel();

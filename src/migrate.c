@@ -70,7 +70,6 @@ tm_run_in_tenant(const TmTenant *tenant, const TmStep *step, const char *sql,
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", tm_search_path(tenant->object_name),

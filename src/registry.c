@@ -188,7 +188,8 @@ tm_check_statements(int64 version, const char *direction, const char *sql)
 					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 					 errmsg("%s SQL of migration " INT64_FORMAT " contains %s, which cannot run inside a transaction block",
 							direction, version, CreateCommandName(stmt)),
-					 errhint("Non-transactional migrations are not supported yet; database tenants are created with tenant_create(..., isolation => 'database').")));
+					 errdetail("A migration commits together with its ledger row, so it runs inside a transaction block."),
+					 errhint("Non-transactional migrations are not supported yet; run such a statement outside tenant_mgr.")));
 	}
 	return list_length(stmts);
 }

@@ -86,6 +86,10 @@ extern void tm_tenant_lock(const char *name);
 /* in registry.c */
 extern char *tm_checksum(const char *sql);
 
+/* in marker.c */
+extern char *tm_schema_marker(const char *tenant);
+extern Oid	tm_schema_find(const TmTenant *t);
+
 /* in migrate.c */
 extern void tm_ledger_create(const TmTenant *tenant);
 extern List *tm_migration_plan(const TmTenant *tenant, List *migrations,

@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "catalog/namespace.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -38,28 +39,31 @@ tm_report(ReturnSetInfo *rsinfo, const char *tenant, const char *problem,
 static void
 tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t)
 {
-	char	   *nspname = get_namespace_name(t->object_oid);
+	Oid			nspoid = tm_schema_find(t);
+	char	   *nspname;
 	int64		ledger_version = 0;
 	uint64		i;
 
-	if (nspname == NULL)
+	if (!OidIsValid(nspoid))
 	{
-		tm_report(rsinfo, t->name, "missing",
-				  psprintf("schema \"%s\" (OID %u) does not exist",
-						   t->object_name, t->object_oid));
+		if (get_namespace_name(t->object_oid) != NULL)
+			tm_report(rsinfo, t->name, "no_ledger",
+					  psprintf("schema \"%s\" has no table \"%s\"",
+							   get_namespace_name(t->object_oid), TM_LEDGER_NAME));
+		else if (OidIsValid(get_namespace_oid(t->object_name, true)))
+			tm_report(rsinfo, t->name, "not_ours",
+					  psprintf("schema \"%s\" exists but was not created by tenant_mgr",
+							   t->object_name));
+		else
+			tm_report(rsinfo, t->name, "missing",
+					  psprintf("schema \"%s\" does not exist", t->object_name));
 		return;
 	}
+	nspname = get_namespace_name(nspoid);
 	if (strcmp(nspname, t->object_name) != 0)
 		tm_report(rsinfo, t->name, "renamed",
 				  psprintf("schema \"%s\" is now named \"%s\"",
 						   t->object_name, nspname));
-	if (!OidIsValid(get_relname_relid(TM_LEDGER_NAME, t->object_oid)))
-	{
-		tm_report(rsinfo, t->name, "no_ledger",
-				  psprintf("schema \"%s\" has no table \"%s\"",
-						   nspname, TM_LEDGER_NAME));
-		return;
-	}
 
 	if (SPI_execute(psprintf("SELECT l.version, l.checksum, m.checksum"
 							 " FROM %s." TM_LEDGER_NAME " l"
@@ -119,6 +123,8 @@ verify(PG_FUNCTION_ARGS)
 					" WHERE c.relname = '" TM_LEDGER_NAME "' AND c.relkind = 'r'"
 					"   AND n.oid NOT IN (SELECT object_oid FROM tenant_mgr.tenant"
 					"                      WHERE isolation = 'schema')"
+					"   AND n.nspname NOT IN (SELECT object_name FROM tenant_mgr.tenant"
+					"                          WHERE isolation = 'schema')"
 					" ORDER BY 1",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_class");

@@ -52,7 +52,7 @@ stage_tree() {
 	dst=$(mktemp -d /tmp/tenant_mgr.XXXXXX)
 	(cd "$src" && tar --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
 		--exclude=results --exclude=tmp_check --exclude=tmp_check_iso \
-		--exclude=tmp_check_regress --exclude=output_iso --exclude=.demo -cf - .) |
+		--exclude=tmp_check_regress --exclude=output_iso -cf - .) |
 		(cd "$dst" && tar -xf -)
 	chmod 755 "$dst"
 	[ "$(id -u)" -eq 0 ] && chown -R "$TM_USER" "$dst"

@@ -1,0 +1,97 @@
+-- Registering migrations: checked, checksummed, immutable once applied.
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fixtures :abs_srcdir '/test/fixtures'
+
+-- bad input; nothing is registered
+SELECT tenant_mgr.migration_add(NULL, 'x', 'SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, NULL, 'SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(0, 'x', 'SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(-5, 'x', 'SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, '  ', 'SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', '');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', E'  -- only a comment\n');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', E'CREATE TABLE t (id int);\nCREATE TABLE u (id int');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int); COMMIT;');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'BEGIN; CREATE TABLE t (id int); END;');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'SAVEPOINT a');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'ROLLBACK');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE DATABASE evil');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'DROP DATABASE postgres');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'VACUUM');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE INDEX CONCURRENTLY i ON t (id)');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int)', down_sql => ' ');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int)', down_sql => 'DROP TABLE t; COMMIT');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int)', transactional => false);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS registered FROM tenant_mgr.migration;
+
+-- a directory of NNN_name.sql files, in version order
+SELECT tenant_mgr.migrations_load(:'fixtures') AS loaded;
+SELECT version, name, transactional, reversible, applied_to, pending_on, checksum
+  FROM tenant_mgr.migrations;
+-- the checksum is the SHA-256 of the text without trailing blanks
+SELECT checksum = encode(sha256(convert_to(rtrim(up_sql, E'\n'), 'UTF8')), 'hex') AS sha256
+  FROM tenant_mgr.migration WHERE version = 1;
+
+-- loading again, or adding the same migration again, is a no-op
+SELECT tenant_mgr.migrations_load(:'fixtures') AS loaded_again;
+SELECT up_sql AS m11 FROM tenant_mgr.migration WHERE version = 11 \gset
+SELECT tenant_mgr.migration_add(11, 'new', :'m11') AS added;
+-- whitespace at line ends and around the text does not make another migration
+SELECT tenant_mgr.migration_add(11, 'new', E'\n' || replace(:'m11', E'\n', E'   \r\n') || E'\n\n') AS added;
+-- anything else under an existing version is an error
+SELECT tenant_mgr.migration_add(11, 'new', 'SELECT 2');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(11, 'renamed', :'m11');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(11, 'new', :'m11', down_sql => 'SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+-- versions only grow
+SELECT tenant_mgr.migration_add(30, 'later', 'SELECT 1');
+SELECT tenant_mgr.migration_add(20, 'too_late', 'SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+-- a migration no tenant has applied can be removed
+SELECT tenant_mgr.migration_remove(30);
+SELECT tenant_mgr.migration_remove(30);
+\echo :LAST_ERROR_SQLSTATE
+SELECT max(version) AS latest FROM tenant_mgr.migration;
+
+-- loading files needs pg_read_server_files
+\set VERBOSITY sqlstate
+SELECT tenant_mgr.migrations_load(:'fixtures' || '/no_such_dir');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+CREATE ROLE regress_tm_loader;
+GRANT USAGE ON SCHEMA tenant_mgr TO regress_tm_loader;
+SET ROLE regress_tm_loader;
+SELECT tenant_mgr.migration_add(12, 'x', 'SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION tenant_mgr.migrations_load(text) TO regress_tm_loader;
+SET ROLE regress_tm_loader;
+SELECT tenant_mgr.migrations_load(:'fixtures');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP OWNED BY regress_tm_loader;
+DROP ROLE regress_tm_loader;
+SELECT count(*) AS registered FROM tenant_mgr.migration;
