@@ -9,10 +9,16 @@ OBJS = \
 	$(WIN32RES) \
 	src/api.o \
 	src/catalog.o \
+	src/dbtenant.o \
+	src/dispatch.o \
+	src/executor.o \
+	src/jobs.o \
+	src/launcher.o \
 	src/marker.o \
 	src/migrate.o \
 	src/names.o \
 	src/registry.o \
+	src/shmem.o \
 	src/tenant_mgr.o \
 	src/verify.o
 
@@ -20,7 +26,7 @@ EXTENSION = tenant_mgr
 DATA = tenant_mgr--1.0.sql
 PGFILEDESC = "tenant_mgr - schema- and database-per-tenant management"
 
-REGRESS = setup names migrations schema_tenants migrate drop
+REGRESS = setup names migrations schema_tenants migrate drop database_tenants
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
 # isolation specs and their expected output live under test/

@@ -17,7 +17,7 @@ CREATE TABLE tenant_mgr.tenant (
     object_oid  oid NOT NULL,
     owner       name NOT NULL,
     state       text NOT NULL DEFAULT 'ready'
-                CHECK (state IN ('creating', 'ready', 'dropping')),
+                CHECK (state IN ('creating', 'ready', 'failed')),
     version     bigint NOT NULL DEFAULT 0,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
@@ -63,15 +63,60 @@ CREATE INDEX ON tenant_mgr.event (run_id);
 COMMENT ON TABLE tenant_mgr.event IS
     'what tenant_mgr did to each tenant, one row per step, failures included';
 
+CREATE SEQUENCE tenant_mgr.job_id_seq;
+
+CREATE TABLE tenant_mgr.job (
+    id           bigint PRIMARY KEY DEFAULT nextval('tenant_mgr.job_id_seq'),
+    tenant       text NOT NULL,
+    action       text NOT NULL CHECK (action IN ('create', 'drop')),
+    state        text NOT NULL DEFAULT 'queued'
+                 CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    object_name  name NOT NULL,
+    database_oid oid,
+    owner        name NOT NULL,
+    force        boolean NOT NULL DEFAULT false,
+    requested_by name NOT NULL DEFAULT current_user,
+    attempts     integer NOT NULL DEFAULT 0,
+    not_before   timestamptz NOT NULL DEFAULT now(),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    started_at   timestamptz,
+    finished_at  timestamptz,
+    sqlstate     text,
+    message      text
+);
+ALTER SEQUENCE tenant_mgr.job_id_seq OWNED BY tenant_mgr.job.id;
+CREATE INDEX ON tenant_mgr.job (tenant, id);
+CREATE INDEX ON tenant_mgr.job (state) WHERE state IN ('queued', 'running');
+COMMENT ON TABLE tenant_mgr.job IS
+    'work on database tenants queued for the launcher, committed with the transaction that asked';
+
+CREATE SEQUENCE tenant_mgr.intent_id_seq;
+
+CREATE TABLE tenant_mgr.intent (
+    id           bigint PRIMARY KEY DEFAULT nextval('tenant_mgr.intent_id_seq'),
+    tenant       text NOT NULL,
+    object_name  name NOT NULL,
+    owner        name NOT NULL,
+    database_oid oid,
+    requested_by name NOT NULL,
+    xid          xid8,
+    job_id       bigint,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    CHECK (xid IS NOT NULL OR job_id IS NOT NULL)
+);
+ALTER SEQUENCE tenant_mgr.intent_id_seq OWNED BY tenant_mgr.intent.id;
+COMMENT ON TABLE tenant_mgr.intent IS
+    'a database an executor is creating, committed before it exists, for the transaction (xid) or job that asked';
+
 -- pg_dump keeps what users put in the catalog
 SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.tenant', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.migration', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.event', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.run_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.job', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.job_id_seq', '');
 
-REVOKE ALL ON ALL TABLES IN SCHEMA tenant_mgr FROM PUBLIC;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA tenant_mgr FROM PUBLIC;
 
 /*
  * Migrations
@@ -111,12 +156,13 @@ CREATE FUNCTION tenant_mgr.tenant_create(
     name text,
     isolation text DEFAULT 'schema',
     owner name DEFAULT NULL,
-    metadata jsonb DEFAULT '{}')
+    metadata jsonb DEFAULT '{}',
+    wait boolean DEFAULT true)
 RETURNS tenant_mgr.tenant
 LANGUAGE C CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'tenant_create';
-COMMENT ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb) IS
-    'creates a tenant and applies every registered migration to it';
+COMMENT ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean) IS
+    'creates a tenant and applies every registered migration to it (a database tenant without wait: queued)';
 
 CREATE FUNCTION tenant_mgr.tenant_migrate(
     name text DEFAULT NULL,
@@ -129,12 +175,22 @@ AS 'MODULE_PATHNAME', 'tenant_migrate';
 COMMENT ON FUNCTION tenant_mgr.tenant_migrate(text, bigint, boolean) IS
     'brings one tenant, or every tenant when name is null, up or down to target (default: latest)';
 
-CREATE FUNCTION tenant_mgr.tenant_drop(name text, if_exists boolean DEFAULT false)
+CREATE FUNCTION tenant_mgr.tenant_drop(
+    name text,
+    if_exists boolean DEFAULT false,
+    force boolean DEFAULT false)
 RETURNS boolean
 LANGUAGE C CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'tenant_drop';
-COMMENT ON FUNCTION tenant_mgr.tenant_drop(text, boolean) IS
-    'drops a tenant created by tenant_mgr, and nothing else';
+COMMENT ON FUNCTION tenant_mgr.tenant_drop(text, boolean, boolean) IS
+    'drops a tenant created by tenant_mgr, and nothing else (a database tenant: after commit)';
+
+CREATE FUNCTION tenant_mgr.tenant_wait(name text, timeout interval DEFAULT '5 minutes')
+RETURNS boolean
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_wait';
+COMMENT ON FUNCTION tenant_mgr.tenant_wait(text, interval) IS
+    'waits until no job of the tenant is queued or running; true if the last one succeeded';
 
 CREATE FUNCTION tenant_mgr.tenant_use(name text, is_local boolean DEFAULT false)
 RETURNS text
@@ -154,9 +210,10 @@ REVOKE ALL ON FUNCTION
     tenant_mgr.migration_add(bigint, text, text, text, boolean),
     tenant_mgr.migration_remove(bigint),
     tenant_mgr.migrations_load(text),
-    tenant_mgr.tenant_create(text, text, name, jsonb),
+    tenant_mgr.tenant_create(text, text, name, jsonb, boolean),
     tenant_mgr.tenant_migrate(text, bigint, boolean),
-    tenant_mgr.tenant_drop(text, boolean),
+    tenant_mgr.tenant_drop(text, boolean, boolean),
+    tenant_mgr.tenant_wait(text, interval),
     tenant_mgr.tenant_use(text, boolean),
     tenant_mgr.verify()
 FROM PUBLIC;
@@ -218,3 +275,22 @@ SELECT e.id,
   LEFT JOIN tenant_mgr.migration m ON m.version = e.version
  ORDER BY e.id;
 COMMENT ON VIEW tenant_mgr.history IS 'every step tenant_mgr took, newest last; failures carry their SQLSTATE';
+
+CREATE VIEW tenant_mgr.jobs AS
+SELECT j.id,
+       j.tenant,
+       j.action,
+       j.state,
+       j.attempts,
+       j.requested_by,
+       j.created_at,
+       j.finished_at - j.started_at AS duration,
+       j.sqlstate,
+       j.message
+  FROM tenant_mgr.job j
+ ORDER BY j.id;
+COMMENT ON VIEW tenant_mgr.jobs IS 'queued, running and finished work on database tenants';
+
+-- nothing here is for PUBLIC; see the README for granting access
+REVOKE ALL ON ALL TABLES IN SCHEMA tenant_mgr FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA tenant_mgr FROM PUBLIC;

@@ -86,7 +86,7 @@ SELECT tenant_mgr.tenant_create('acme', isolation => NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenant_mgr.tenant_create('acme', isolation => 'cluster');
 \echo :LAST_ERROR_SQLSTATE
-SELECT tenant_mgr.tenant_create('acme', isolation => 'database');
+SELECT tenant_mgr.tenant_create('acme', isolation => 'database', owner => current_user);
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenant_mgr.tenant_create('acme', owner => 'no_such_role');
 \echo :LAST_ERROR_SQLSTATE

@@ -52,21 +52,32 @@ tm_arg_cstring(FunctionCallInfo fcinfo, int argno, const char *what)
 	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
 
-/* Database tenants arrive with the background workers. */
-static void
-tm_require_schema_isolation(const char *isolation)
+/* Returns true for a database tenant; an unknown isolation is an error. */
+static bool
+tm_is_database(const char *isolation)
 {
 	if (strcmp(isolation, TM_ISOLATION_SCHEMA) == 0)
-		return;
+		return false;
 	if (strcmp(isolation, TM_ISOLATION_DATABASE) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("database tenants are not supported yet"),
-				 errhint("Use isolation => 'schema'.")));
+		return true;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid isolation \"%s\"", isolation),
 			 errhint("Valid values are \"schema\" and \"database\".")));
+	return false;				/* keep compiler quiet */
+}
+
+/* Only tenants in state "ready" can be migrated or used. */
+static void
+tm_require_ready(const TmTenant *t)
+{
+	if (strcmp(t->state, "ready") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant \"%s\" is not ready", t->name),
+				 errdetail("Its state is \"%s\".", t->state),
+				 strcmp(t->state, "creating") == 0 ?
+				 errhint("Wait for it with tenant_mgr.tenant_wait('%s').", t->name) : 0));
 }
 
 static double
@@ -115,7 +126,10 @@ tm_try(void (*fn) (void *), void *arg)
 }
 
 /*
- * tenant_create(name, isolation, owner, metadata) returns tenant_mgr.tenant
+ * tenant_create(name, isolation, owner, metadata, wait) returns tenant_mgr.tenant
+ *
+ * A schema tenant is created in the caller's transaction.  A database
+ * tenant is created by executors (dbtenant.c), or queued when not wait.
  */
 Datum
 tenant_create(PG_FUNCTION_ARGS)
@@ -132,10 +146,18 @@ tenant_create(PG_FUNCTION_ARGS)
 	instr_time	start;
 	Datum		result;
 
+	bool		database;
+	bool		wait = PG_ARGISNULL(4) || PG_GETARG_BOOL(4);
+
 	INSTR_TIME_SET_CURRENT(start);
-	tm_require_schema_isolation(isolation);
+	database = tm_is_database(isolation);
 	tm_check_tenant_name(name);
 
+	if (database && !PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the owner of a database tenant cannot be chosen"),
+				 errdetail("Each database tenant gets an owner role of its own, named like its database.")));
 	if (PG_ARGISNULL(2))
 		owner = GetUserNameFromId(GetUserId(), false);
 	else
@@ -161,6 +183,7 @@ tenant_create(PG_FUNCTION_ARGS)
 	t.isolation = TM_ISOLATION_SCHEMA;
 	t.object_name = tm_object_name(name);
 	t.owner = owner;
+	t.schema = t.object_name;
 
 	tm_spi_connect();
 	tm_tenant_lock(name);
@@ -168,6 +191,13 @@ tenant_create(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("tenant \"%s\" already exists", name)));
+	if (database)
+	{
+		tm_dbtenant_create(name, metadata, wait);
+		result = tm_tenant_row(name);
+		tm_spi_finish();
+		PG_RETURN_DATUM(result);
+	}
 	if (OidIsValid(get_namespace_oid(t.object_name, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_SCHEMA),
@@ -198,7 +228,7 @@ tenant_create(PG_FUNCTION_ARGS)
 	}
 
 	tm_tenant_insert(name, TM_ISOLATION_SCHEMA, t.object_name, t.object_oid,
-					 owner, current, metadata);
+					 owner, current, metadata, "ready");
 	run_id = tm_run_id();
 	foreach(lc, steps)
 	{
@@ -268,6 +298,12 @@ tm_lock_and_plan(void *arg)
 }
 
 static void
+tm_lock_only(void *arg)
+{
+	tm_tenant_lock(((TmMigrateState *) arg)->tenant->name);
+}
+
+static void
 tm_apply_step(void *arg)
 {
 	TmMigrateState *ms = (TmMigrateState *) arg;
@@ -319,24 +355,70 @@ tm_migrate_fleet_member(TmMigrateState *ms, int64 run_id,
 		if (edata)
 			break;
 
-		/*
-		 * Up: the tenant is now at this version.  Down: at the next version
-		 * to revert, or at the target after the last one (versions have no
-		 * gaps, so the target is in the ledger).
-		 */
-		if (ms->step->up)
-			ms->current = ms->step->migration->version;
-		else if (lnext(ms->steps, lc) != NULL)
-			ms->current = ((TmStep *) lfirst(lnext(ms->steps, lc)))->migration->version;
-		else
-			ms->current = ms->target;
+		ms->current = tm_version_after(ms->steps, lc, ms->target);
 	}
 	tm_tenant_set_version(name, ms->current, edata ? edata->message : NULL);
 	return edata == NULL;
 }
 
+/* What the report of a database tenant's executor needs. */
+typedef struct TmDbReport
+{
+	int64		run_id;
+	ReturnSetInfo *rsinfo;
+	List	   *migrations;
+} TmDbReport;
+
+/*
+ * Records what the MIGRATE executor of a database tenant did: result rows,
+ * events, and the catalog's copy of the version its ledger now has.
+ */
+static void
+tm_report_db_run(TmTenant *t, TmExecRun *run, void *arg)
+{
+	TmDbReport *r = (TmDbReport *) arg;
+	ErrorData  *edata = tm_exec_error(run->task);
+	ListCell   *lc;
+
+	foreach(lc, tm_exec_steps(run->task, r->migrations))
+	{
+		TmStep	   *s = lfirst(lc);
+
+		tm_event_log(r->run_id, t->name, s->up ? "up" : "down",
+					 s->migration->version, "ok", NULL, s->ms);
+		tm_put_row(r->rsinfo, t->name, s, s->up ? "applied" : "reverted", NULL);
+	}
+	if (edata)
+	{
+		TmStep	   *failed = NULL;
+
+		/* the migration that failed, if it got that far */
+		foreach(lc, r->migrations)
+		{
+			TmMigration *m = lfirst(lc);
+
+			if (m->version == run->task->failing)
+			{
+				failed = palloc0(sizeof(TmStep));
+				failed->migration = m;
+				failed->up = run->task->failing_up;
+			}
+		}
+		tm_event_log(r->run_id, t->name,
+					 failed && !failed->up ? "down" : "up",
+					 failed ? failed->migration->version : 0, "failed", edata, 0);
+		tm_put_row(r->rsinfo, t->name, failed, "failed", edata);
+	}
+	if (edata || run->task->version != t->version)
+		tm_tenant_set_version(t->name, run->task->version,
+							  edata ? edata->message : NULL);
+}
+
 /*
  * tenant_migrate(name, target, stop_on_error) returns setof record
+ *
+ * Schema tenants are migrated in this backend; database tenants by one
+ * executor each, up to tenant_mgr.max_workers at a time.
  */
 Datum
 tenant_migrate(PG_FUNCTION_ARGS)
@@ -387,7 +469,25 @@ tenant_migrate(PG_FUNCTION_ARGS)
 		char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 		ms.tenant = tm_tenant_fetch(name, false);
-		tm_require_schema_isolation(ms.tenant->isolation);
+		tm_require_ready(ms.tenant);
+		if (tm_is_database(ms.tenant->isolation))
+		{
+			TmDbReport	r = {run_id, rsinfo, migrations};
+			TmExecRun  *run;
+			bool		launched;
+
+			tm_require_control_database();
+			tm_tenant_lock(name);
+			run = tm_dbtenant_migrate_start(ms.tenant, migrations, target, &launched);
+			if (!launched)
+				tm_exec_run(run);	/* raises the out-of-slots error */
+			tm_exec_wait(run);
+			tm_report_db_run(ms.tenant, run, &r);
+			tm_exec_raise(run);
+			tm_exec_release(run);
+			tm_spi_finish();
+			return (Datum) 0;
+		}
 		tm_lock_and_plan(&ms);
 		foreach(lc, ms.steps)
 		{
@@ -409,6 +509,8 @@ tenant_migrate(PG_FUNCTION_ARGS)
 														 "tenant_mgr migrate",
 														 ALLOCSET_DEFAULT_SIZES);
 		MemoryContext oldcxt;
+		List	   *databases = NIL;
+		bool		failed = false;
 
 		foreach(lc, tm_tenant_list())
 		{
@@ -416,9 +518,13 @@ tenant_migrate(PG_FUNCTION_ARGS)
 			bool		ok;
 
 			/* the catalog answers for tenants with nothing to do */
-			if (t->version == target ||
-				strcmp(t->isolation, TM_ISOLATION_SCHEMA) != 0)
+			if (t->version == target || strcmp(t->state, "ready") != 0)
 				continue;
+			if (tm_is_database(t->isolation))
+			{
+				databases = lappend(databases, t);
+				continue;
+			}
 
 			oldcxt = MemoryContextSwitchTo(tenant_cxt);
 			ms.tenant = t;
@@ -428,7 +534,37 @@ tenant_migrate(PG_FUNCTION_ARGS)
 			MemoryContextSwitchTo(oldcxt);
 			MemoryContextReset(tenant_cxt);
 			if (!ok && stop_on_error)
+			{
+				failed = true;
 				break;
+			}
+		}
+
+		if (databases != NIL && !failed)
+		{
+			TmDbReport	r = {run_id, rsinfo, migrations};
+			List	   *unlocked = NIL;
+
+			tm_require_control_database();
+			foreach(lc, databases)
+			{
+				TmTenant   *t = lfirst(lc);
+
+				ms.tenant = t;
+				if (tm_try(tm_lock_only, &ms) == NULL)
+					unlocked = lappend(unlocked, t);
+				else
+				{
+					ErrorData  *edata = palloc0(sizeof(ErrorData));
+
+					edata->sqlerrcode = ERRCODE_LOCK_NOT_AVAILABLE;
+					edata->message = psprintf("tenant \"%s\" is busy", t->name);
+					tm_event_log(run_id, t->name, "up", 0, "skipped", edata, 0);
+					tm_put_row(rsinfo, t->name, NULL, "skipped", edata);
+				}
+			}
+			tm_dbtenant_migrate_fleet(unlocked, migrations, target, stop_on_error,
+									  tm_report_db_run, &r);
 		}
 	}
 
@@ -490,8 +626,11 @@ tm_check_no_outside_dependents(const TmTenant *t, Oid nspoid)
 }
 
 /*
- * tenant_drop(name, if_exists) returns bool
+ * tenant_drop(name, if_exists, force) returns bool
  *
+ * A database tenant is detached in the caller's transaction and dropped by
+ * the launcher after commit (dbtenant.c); force terminates other sessions
+ * using it.
  * Drops the schema only if it carries tenant_mgr's marks (marker.c).  If
  * there is no such schema, the catalog row goes and whatever now has the
  * name is left alone.
@@ -501,6 +640,7 @@ tenant_drop(PG_FUNCTION_ARGS)
 {
 	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
 	bool		if_exists = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	bool		force = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	TmTenant   *t;
 	Oid			nspoid;
 	int			save_nestlevel;
@@ -517,7 +657,22 @@ tenant_drop(PG_FUNCTION_ARGS)
 		tm_spi_finish();
 		PG_RETURN_BOOL(false);
 	}
-	tm_require_schema_isolation(t->isolation);
+	if (tm_is_database(t->isolation))
+	{
+		if (strcmp(t->state, "creating") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("tenant \"%s\" is still being created", name),
+					 errhint("Wait for it with tenant_mgr.tenant_wait('%s'), then drop it.", name)));
+		if (!tm_dbtenant_detach(t, force))
+			ereport(NOTICE,
+					(errmsg("database of tenant \"%s\" no longer exists", name),
+					 errdetail("Only its catalog row is removed.")));
+		/* the launcher drops the database after commit and logs the event */
+		tm_tenant_delete(name);
+		tm_spi_finish();
+		PG_RETURN_BOOL(true);
+	}
 
 	nspoid = tm_schema_find(t);
 	if (!OidIsValid(nspoid))

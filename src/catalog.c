@@ -16,12 +16,14 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 
 #include "tenant_mgr.h"
 
@@ -40,7 +42,7 @@ static SPIPlanPtr tm_plans[TM_NUM_PLANS];
 #define TM_LOCK_FIELD4 0x746d
 
 #define TENANT_COLUMNS \
-	"name, isolation, object_name, object_oid, owner, state, version"
+	"name, isolation, object_name, object_oid, owner, state, version, last_error"
 
 void
 tm_spi_connect(void)
@@ -54,6 +56,50 @@ tm_spi_finish(void)
 {
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+}
+
+/*
+ * For background workers: starts a transaction with a snapshot and an SPI
+ * connection, and commits it.  In between, the caller's memory context
+ * stays current, so what it reads survives the commit.
+ */
+static MemoryContext tm_xact_caller_cxt = NULL;
+
+void
+tm_xact_begin(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	tm_spi_connect();
+	/* results must outlive the transaction: see tm_result_cxt() */
+	tm_xact_caller_cxt = cxt;
+	MemoryContextSwitchTo(cxt);
+}
+
+void
+tm_xact_commit(void)
+{
+	MemoryContext cxt = tm_xact_caller_cxt;
+
+	tm_spi_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	tm_xact_caller_cxt = NULL;
+}
+
+/*
+ * The memory context for results of SPI reads.  Every SPI call leaves the
+ * SPI procedure context current, which SPI_finish frees; inside
+ * tm_xact_begin/commit, results go to the caller's context instead.
+ */
+MemoryContext
+tm_result_cxt(void)
+{
+	return tm_xact_caller_cxt ? tm_xact_caller_cxt : CurrentMemoryContext;
 }
 
 /*
@@ -93,13 +139,17 @@ tm_exec(int planid, const char *sql, int nargs, Oid *types, Datum *values,
 static char *
 tm_value(int row, int col)
 {
-	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+	MemoryContext old = MemoryContextSwitchTo(tm_result_cxt());
+	char	   *v = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+
+	MemoryContextSwitchTo(old);
+	return v;
 }
 
 static TmTenant *
 tm_tenant_from_row(int row)
 {
-	TmTenant   *t = palloc0(sizeof(TmTenant));
+	TmTenant   *t = MemoryContextAllocZero(tm_result_cxt(), sizeof(TmTenant));
 
 	t->name = tm_value(row, 1);
 	t->isolation = tm_value(row, 2);
@@ -108,6 +158,9 @@ tm_tenant_from_row(int row)
 	t->owner = tm_value(row, 5);
 	t->state = tm_value(row, 6);
 	t->version = strtoi64(tm_value(row, 7), NULL, 10);
+	t->last_error = tm_value(row, 8);
+	t->schema = strcmp(t->isolation, TM_ISOLATION_DATABASE) == 0 ?
+		"public" : t->object_name;
 	return t;
 }
 
@@ -142,21 +195,26 @@ tm_tenant_list(void)
 	List	   *result = NIL;
 	uint64		i;
 
+	MemoryContext old;
+
 	tm_exec(-1, "SELECT " TENANT_COLUMNS " FROM tenant_mgr.tenant ORDER BY name",
 			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	old = MemoryContextSwitchTo(tm_result_cxt());
 	for (i = 0; i < SPI_processed; i++)
 		result = lappend(result, tm_tenant_from_row(i));
+	MemoryContextSwitchTo(old);
 	return result;
 }
 
 void
 tm_tenant_insert(const char *name, const char *isolation,
 				 const char *object_name, Oid object_oid,
-				 const char *owner, int64 version, const char *metadata)
+				 const char *owner, int64 version, const char *metadata,
+				 const char *state)
 {
-	Oid			types[7] = {TEXTOID, TEXTOID, NAMEOID, OIDOID, NAMEOID,
-	INT8OID, TEXTOID};
-	Datum		values[7];
+	Oid			types[8] = {TEXTOID, TEXTOID, NAMEOID, OIDOID, NAMEOID,
+	INT8OID, TEXTOID, TEXTOID};
+	Datum		values[8];
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(isolation);
@@ -165,12 +223,13 @@ tm_tenant_insert(const char *name, const char *isolation,
 	values[4] = DirectFunctionCall1(namein, CStringGetDatum(owner));
 	values[5] = Int64GetDatum(version);
 	values[6] = CStringGetTextDatum(metadata);
+	values[7] = CStringGetTextDatum(state);
 
 	tm_exec(-1,
 			"INSERT INTO tenant_mgr.tenant"
-			" (name, isolation, object_name, object_oid, owner, version, metadata)"
-			" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
-			7, types, values, NULL, SPI_OK_INSERT);
+			" (name, isolation, object_name, object_oid, owner, version, metadata, state)"
+			" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
+			8, types, values, NULL, SPI_OK_INSERT);
 }
 
 /* Records a tenant's version (the ledger's, just written) and last error. */
@@ -234,11 +293,13 @@ tm_migration_list(void)
 {
 	List	   *result = NIL;
 	uint64		i;
+	MemoryContext old;
 
 	tm_exec(-1,
 			"SELECT version, name, up_sql, down_sql, transactional, checksum"
 			" FROM tenant_mgr.migration ORDER BY version",
 			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	old = MemoryContextSwitchTo(tm_result_cxt());
 	for (i = 0; i < SPI_processed; i++)
 	{
 		TmMigration *m = palloc0(sizeof(TmMigration));
@@ -251,6 +312,7 @@ tm_migration_list(void)
 		m->checksum = tm_value(i, 6);
 		result = lappend(result, m);
 	}
+	MemoryContextSwitchTo(old);
 	return result;
 }
 

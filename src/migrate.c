@@ -72,7 +72,7 @@ tm_run_in_tenant(const TmTenant *tenant, const TmStep *step, const char *sql,
 	SetUserIdAndSecContext(owner, save_sec_context |
 						   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", tm_search_path(tenant->object_name),
+	(void) set_config_option("search_path", tm_search_path(tenant->schema),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 
@@ -146,12 +146,14 @@ tm_migration_plan(const TmTenant *tenant, List *migrations, int64 target,
 	List	   *steps = NIL;
 	ListCell   *lc;
 	uint64		i;
+	MemoryContext oldcxt;
 
 	sql = psprintf("SELECT version, checksum FROM %s." TM_LEDGER_NAME
 				   " ORDER BY version",
-				   quote_identifier(tenant->object_name));
+				   quote_identifier(tenant->schema));
 	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the ledger of tenant \"%s\"", tenant->name);
+	oldcxt = MemoryContextSwitchTo(tm_result_cxt());
 
 	*current = 0;
 	for (i = 0; i < SPI_processed; i++)
@@ -169,7 +171,7 @@ tm_migration_plan(const TmTenant *tenant, List *migrations, int64 target,
 					 errmsg("tenant \"%s\" has migration " INT64_FORMAT " applied, which is not registered",
 							tenant->name, v),
 					 errhint("Register the migration again, or check the ledger %s." TM_LEDGER_NAME ".",
-							 quote_identifier(tenant->object_name))));
+							 quote_identifier(tenant->schema))));
 		if (strcmp(m->checksum, checksum) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -221,6 +223,7 @@ tm_migration_plan(const TmTenant *tenant, List *migrations, int64 target,
 			}
 		}
 	}
+	MemoryContextSwitchTo(oldcxt);
 	return steps;
 }
 
@@ -260,4 +263,22 @@ tm_migration_apply(const TmTenant *tenant, TmStep *step)
 		tm_run_in_tenant(tenant, step,
 						 "DELETE FROM " TM_LEDGER_NAME " WHERE version = $1",
 						 1, types, values);
+}
+
+/*
+ * Returns the tenant's version once the step at lc of steps (a plan for
+ * target) has committed.  Up: that migration's version.  Down: the next
+ * version to revert, or the target after the last one (versions have no
+ * gaps, so the target is in the ledger).
+ */
+int64
+tm_version_after(List *steps, ListCell *lc, int64 target)
+{
+	TmStep	   *s = lfirst(lc);
+
+	if (s->up)
+		return s->migration->version;
+	if (lnext(steps, lc) != NULL)
+		return ((TmStep *) lfirst(lnext(steps, lc)))->migration->version;
+	return target;
 }

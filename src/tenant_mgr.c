@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * tenant_mgr.c
- *		Module load: GUC definitions.
+ *		Module load: GUC definitions, and the launcher and shared memory when
+ *		preloaded.
  *
  * The library may be loaded without shared_preload_libraries (pg_upgrade
  * loads every library, and schema tenants need no background process), so
@@ -13,6 +14,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/varlena.h"
@@ -26,6 +28,9 @@ void		_PG_init(void);
 char	   *tm_control_database = NULL;
 char	   *tm_prefix = NULL;
 char	   *tm_shared_schemas = NULL;
+int			tm_max_workers = 4;
+int			tm_poll_interval = 10;
+int			tm_job_timeout = 600;
 
 /*
  * The prefix becomes part of every object name, so it obeys the tenant name
@@ -109,5 +114,41 @@ _PG_init(void)
 							   GUC_LIST_INPUT,
 							   tm_check_shared_schemas, NULL, NULL);
 
+	DefineCustomIntVariable("tenant_mgr.max_workers",
+							"Maximum number of executors one call or the launcher runs at once.",
+							"Each executor is a background worker: leave room in max_worker_processes.",
+							&tm_max_workers,
+							4, 1, 64,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_mgr.poll_interval",
+							"Time between two looks of the launcher at its queue when nothing wakes it.",
+							"Committed work wakes the launcher at once; this is the safety net.",
+							&tm_poll_interval,
+							10, 1, 3600,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_mgr.job_timeout",
+							"Time after which an executor is terminated and its step fails.",
+							"0 means no limit.",
+							&tm_job_timeout,
+							600, 0, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("tenant_mgr");
+
+	tm_jobs_init();
+
+	/* background work only when preloaded; pg_upgrade loads us otherwise */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		tm_shmem_init();
+		tm_launcher_register_worker();
+	}
 }

@@ -6,7 +6,8 @@
  * The catalog is a cache; the schemas and their ledgers are the truth.
  * verify() reports every disagreement as a row and changes nothing, so an
  * empty result means the catalog can be trusted.  It reads each tenant's
- * ledger, so its cost grows with the number of tenants.
+ * ledger (a database tenant's through an executor), so its cost grows with
+ * the number of tenants.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,6 +15,7 @@
 
 #include "executor/spi.h"
 #include "catalog/namespace.h"
+#include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -97,6 +99,61 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t)
 }
 
 /*
+ * Checks one database tenant's database and ledger (read by an executor)
+ * against its catalog row.
+ */
+static void
+tm_verify_database_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
+						  List *migrations)
+{
+	Oid			dboid = tm_database_find(t);
+	char	   *dbname;
+	TmExecRun  *run;
+
+	if (!OidIsValid(dboid))
+	{
+		if (OidIsValid(get_database_oid(t->object_name, true)))
+			tm_report(rsinfo, t->name, "not_ours",
+					  psprintf("database \"%s\" exists but was not created by tenant_mgr",
+							   t->object_name));
+		else
+			tm_report(rsinfo, t->name, "missing",
+					  psprintf("database \"%s\" does not exist", t->object_name));
+		return;
+	}
+	dbname = get_database_name(dboid);
+	if (strcmp(dbname, t->object_name) != 0)
+		tm_report(rsinfo, t->name, "renamed",
+				  psprintf("database \"%s\" is now named \"%s\"",
+						   t->object_name, dbname));
+
+	run = tm_dbtenant_read_ledger(t, migrations);
+	if (run->task->state == TM_EXEC_FAILED)
+		tm_report(rsinfo, t->name, "unreadable",
+				  psprintf("the ledger could not be read: %s", run->task->message));
+	else if (run->task->no_ledger)
+		tm_report(rsinfo, t->name, "no_ledger",
+				  psprintf("database \"%s\" has no table \"public.%s\"",
+						   dbname, TM_LEDGER_NAME));
+	else
+	{
+		if (run->task->unknown > 0)
+			tm_report(rsinfo, t->name, "unknown_migration",
+					  psprintf("the ledger records %d migrations that are not registered",
+							   run->task->unknown));
+		if (run->task->mismatched > 0)
+			tm_report(rsinfo, t->name, "checksum_mismatch",
+					  psprintf("%d migrations were applied with another checksum than the registered one",
+							   run->task->mismatched));
+		if (run->task->version != t->version)
+			tm_report(rsinfo, t->name, "version_mismatch",
+					  psprintf("the catalog says version " INT64_FORMAT ", the ledger says " INT64_FORMAT,
+							   t->version, run->task->version));
+	}
+	tm_exec_release(run);
+}
+
+/*
  * verify() returns table (tenant text, problem text, detail text)
  */
 Datum
@@ -104,6 +161,7 @@ verify(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ListCell   *lc;
+	List	   *migrations = NIL;
 	uint64		i;
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -113,9 +171,56 @@ verify(PG_FUNCTION_ARGS)
 	{
 		TmTenant   *t = lfirst(lc);
 
-		if (strcmp(t->isolation, TM_ISOLATION_SCHEMA) == 0)
+		if (strcmp(t->state, "failed") == 0)
+			tm_report(rsinfo, t->name, "failed",
+					  psprintf("its creation failed: %s", t->last_error ? t->last_error : ""));
+		else if (strcmp(t->state, "ready") != 0)
+			continue;			/* work in progress */
+		else if (strcmp(t->isolation, TM_ISOLATION_SCHEMA) == 0)
 			tm_verify_schema_tenant(rsinfo, t);
+		else
+		{
+			if (migrations == NIL)
+			{
+				tm_require_control_database();
+				migrations = tm_migration_list();
+			}
+			tm_verify_database_tenant(rsinfo, t, migrations);
+		}
 	}
+
+	/* what aborted requests left and the launcher has not removed yet */
+	if (SPI_execute("SELECT i.object_name FROM tenant_mgr.intent i"
+					"  LEFT JOIN tenant_mgr.job j ON j.id = i.job_id"
+					" WHERE (i.xid IS NULL OR pg_catalog.pg_xact_status(i.xid) <> 'in progress')"
+					"   AND (j.id IS NULL OR j.state NOT IN ('queued', 'running'))"
+					" ORDER BY i.id",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read tenant_mgr.intent");
+	for (i = 0; i < SPI_processed; i++)
+		tm_report(rsinfo, NULL, "orphan",
+				  psprintf("database \"%s\" of an aborted request awaits removal by the launcher",
+						   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+
+	/* a database with tenant_mgr's mark that nothing accounts for */
+	if (SPI_execute("SELECT d.datname FROM pg_catalog.pg_database d"
+					"  JOIN pg_catalog.pg_shdescription c"
+					"    ON c.objoid = d.oid AND c.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"
+					" WHERE c.description LIKE 'tenant_mgr tenant %'"
+					"   AND d.oid NOT IN (SELECT object_oid FROM tenant_mgr.tenant)"
+					"   AND d.oid NOT IN (SELECT database_oid FROM tenant_mgr.intent"
+					"                      WHERE database_oid IS NOT NULL)"
+					"   AND d.oid NOT IN (SELECT database_oid FROM tenant_mgr.job"
+					"                      WHERE database_oid IS NOT NULL"
+					"                        AND state IN ('queued', 'running'))"
+					"   AND d.datname NOT IN (SELECT object_name FROM tenant_mgr.tenant)"
+					" ORDER BY 1",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_database");
+	for (i = 0; i < SPI_processed; i++)
+		tm_report(rsinfo, NULL, "orphan",
+				  psprintf("database \"%s\" carries tenant_mgr's mark but belongs to no tenant",
+						   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
 
 	/* a ledger in a schema the catalog does not know: never adopted */
 	if (SPI_execute("SELECT n.nspname FROM pg_catalog.pg_class c"

@@ -1,0 +1,119 @@
+-- Database tenants: whole databases, created, migrated and dropped by
+-- executors although PostgreSQL forbids CREATE/DROP DATABASE in a
+-- transaction.  This database is the control database (tenant_mgr.database).
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fixtures :abs_srcdir '/test/fixtures'
+CREATE EXTENSION tenant_mgr;
+SELECT tenant_mgr.migrations_load(:'fixtures') AS loaded;
+
+-- interactive: the caller waits and gets the finished tenant
+SELECT name, isolation, object_name, owner, state, version
+  FROM tenant_mgr.tenant_create('globex', 'database', metadata => '{"region": "eu"}');
+SELECT d.datname, d.datdba::regrole AS owner,
+       has_database_privilege('public', d.oid, 'CONNECT') AS public_connect,
+       shobj_description(d.oid, 'pg_database') AS comment,
+       d.oid = t.object_oid AS marker_matches
+  FROM pg_database d, tenant_mgr.tenant t
+ WHERE d.datname = 'tenant_globex' AND t.name = 'globex';
+SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb,
+       shobj_description(oid, 'pg_authid') AS comment
+  FROM pg_roles WHERE rolname = 'tenant_globex';
+SELECT tenant, action, version, status FROM tenant_mgr.history WHERE tenant = 'globex' ORDER BY id;
+SELECT count(*) AS intents_left FROM tenant_mgr.intent;
+-- verify() reads the ledger inside the database
+SELECT * FROM tenant_mgr.verify();
+
+-- migrations run inside the database, each committed with its ledger row
+SELECT tenant_mgr.migration_add(12, 'nickname',
+    'ALTER TABLE users ADD COLUMN nickname text',
+    'ALTER TABLE users DROP COLUMN nickname');
+SELECT tenant, version, migration, action, status FROM tenant_mgr.tenant_migrate('globex');
+SELECT tenant, version, action, status FROM tenant_mgr.tenant_migrate('globex', target => 11);
+SELECT name, version FROM tenant_mgr.tenants;
+SELECT tenant, version, action, status FROM tenant_mgr.tenant_migrate();
+SELECT * FROM tenant_mgr.verify();
+
+-- a migration that fails in the tenant's database: its SQLSTATE comes back,
+-- the tenant stays at its version and its ledger is untouched
+SELECT tenant_mgr.migration_add(13, 'broken', 'ALTER TABLE nowhere ADD COLUMN x int');
+SELECT * FROM tenant_mgr.tenant_migrate('globex');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant, version, status, sqlstate, message FROM tenant_mgr.tenant_migrate();
+SELECT name, version, last_error FROM tenant_mgr.tenants;
+SELECT * FROM tenant_mgr.verify();
+SELECT tenant_mgr.migration_remove(13);
+
+-- queued: the transaction only records the tenant and queues a job; the
+-- launcher creates it after commit
+SELECT name, state, version FROM tenant_mgr.tenant_create('initech', 'database', wait => false);
+SELECT tenant_mgr.tenant_wait('initech', '2 minutes');
+SELECT name, state, version FROM tenant_mgr.tenants WHERE name = 'initech';
+SELECT tenant, action, state, attempts, sqlstate FROM tenant_mgr.jobs;
+-- a queued create rolled back never existed
+BEGIN;
+SELECT name, state FROM tenant_mgr.tenant_create('hooli', 'database', wait => false);
+ROLLBACK;
+SELECT count(*) AS hooli_jobs FROM tenant_mgr.job WHERE tenant = 'hooli';
+SELECT count(*) AS hooli_databases FROM pg_database WHERE datname = 'tenant_hooli';
+
+-- bad input; nothing is created, nothing is adopted
+CREATE DATABASE tenant_squat;
+SELECT tenant_mgr.tenant_create('squat', 'database');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS squat_untouched FROM pg_database
+ WHERE datname = 'tenant_squat' AND shobj_description(oid, 'pg_database') IS NULL;
+DROP DATABASE tenant_squat;
+CREATE ROLE tenant_rolesquat NOLOGIN;
+SELECT tenant_mgr.tenant_create('rolesquat', 'database');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS rolesquat_databases FROM pg_database WHERE datname = 'tenant_rolesquat';
+DROP ROLE tenant_rolesquat;
+SET tenant_mgr.prefix = '';
+SELECT tenant_mgr.tenant_create('postgres', 'database');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_create('template0', 'database');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_create('contrib_regression', 'database');
+\echo :LAST_ERROR_SQLSTATE
+RESET tenant_mgr.prefix;
+SELECT tenant_mgr.tenant_create('owned', 'database', owner => current_user);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_create('globex', 'database');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_use('globex');
+\echo :LAST_ERROR_SQLSTATE
+-- a caller without CREATEDB
+CREATE ROLE regress_tm_nocreatedb CREATEROLE;
+GRANT USAGE ON SCHEMA tenant_mgr TO regress_tm_nocreatedb;
+GRANT SELECT ON ALL TABLES IN SCHEMA tenant_mgr TO regress_tm_nocreatedb;
+GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean) TO regress_tm_nocreatedb;
+SET ROLE regress_tm_nocreatedb;
+SELECT tenant_mgr.tenant_create('sneaky', 'database');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP OWNED BY regress_tm_nocreatedb;
+DROP ROLE regress_tm_nocreatedb;
+SELECT count(*) AS stray_databases FROM pg_database
+ WHERE datname IN ('tenant_squat', 'tenant_rolesquat', 'tenant_owned', 'tenant_sneaky');
+SELECT count(*) AS intents_left FROM tenant_mgr.intent;
+
+-- drop: detached in the transaction (a rollback undoes it), dropped by the
+-- launcher after commit, with its owner role
+BEGIN;
+SELECT tenant_mgr.tenant_drop('initech');
+SELECT count(*) AS detached FROM pg_database WHERE datname LIKE 'tenant_mgr_drop_%';
+ROLLBACK;
+SELECT count(*) AS back FROM pg_database WHERE datname = 'tenant_initech';
+SELECT tenant_mgr.tenant_drop('initech');
+SELECT name FROM tenant_mgr.tenants;
+SELECT tenant_mgr.tenant_wait('initech', '2 minutes');
+SELECT count(*) AS initech_databases FROM pg_database
+ WHERE datname = 'tenant_initech' OR datname LIKE 'tenant_mgr_drop_%';
+SELECT count(*) AS initech_roles FROM pg_roles WHERE rolname = 'tenant_initech';
+SELECT tenant_mgr.tenant_drop('globex');
+SELECT tenant_mgr.tenant_wait('globex', '2 minutes');
+SELECT tenant, action, state, sqlstate FROM tenant_mgr.jobs;
+SELECT count(*) AS tenant_databases FROM pg_database WHERE datname LIKE 'tenant%';
+SELECT count(*) AS tenant_roles FROM pg_roles WHERE rolname LIKE 'tenant%';
+SELECT * FROM tenant_mgr.verify();
+DROP EXTENSION tenant_mgr;

@@ -1,0 +1,312 @@
+/*-------------------------------------------------------------------------
+ *
+ * dispatch.c
+ *		Starting executors and collecting what they report.
+ *
+ * A driver (a backend running an interactive call, or the launcher) puts a
+ * TmExecTask with the registered migrations into a dynamic shared memory
+ * segment, starts a dynamic background worker with the segment's handle,
+ * and waits for it to exit; the executor writes its result, or its error,
+ * into the same segment.  A driver interrupted while waiting terminates its
+ * executor before the error propagates, so no executor outlives the
+ * request that started it unnoticed.
+ *
+ * The segment belongs to the current resource owner: a backend's
+ * transaction, or the launcher's long-lived owner.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "tenant_mgr.h"
+
+/*
+ * Runs whose segments no resource owner will release (made outside a
+ * transaction, as the launcher does), so that an error can release them.
+ */
+static List *tm_untracked_runs = NIL;
+
+/* Serialized strings are stored as a length (-1 for NULL) and the bytes. */
+static char *
+tm_put_string(char *p, const char *s)
+{
+	int32		len = s ? (int32) strlen(s) : -1;
+
+	memcpy(p, &len, sizeof(len));
+	p += sizeof(len);
+	if (len > 0)
+	{
+		memcpy(p, s, len);
+		p += len;
+	}
+	return p;
+}
+
+static const char *
+tm_get_string(const char **p)
+{
+	int32		len;
+	char	   *s;
+
+	memcpy(&len, *p, sizeof(len));
+	*p += sizeof(len);
+	if (len < 0)
+		return NULL;
+	s = pnstrdup(*p, len);
+	*p += len;
+	return s;
+}
+
+static Size
+tm_string_size(const char *s)
+{
+	return sizeof(int32) + (s ? strlen(s) : 0);
+}
+
+/*
+ * Creates the segment of one executor run: the task for tenant (may be
+ * NULL) in database dboid, and the migrations it may need.  Nothing is
+ * started yet.
+ */
+TmExecRun *
+tm_exec_prepare(TmExecAction action, Oid dboid, const TmTenant *tenant,
+				List *migrations)
+{
+	TmExecRun  *run = MemoryContextAllocZero(CurrentResourceOwner ?
+											 CurrentMemoryContext : TopMemoryContext,
+											 sizeof(TmExecRun));
+	TmExecTask *task;
+	Size		size;
+	Size		steps;
+	ListCell   *lc;
+	char	   *p;
+
+	steps = mul_size(sizeof(TmExecStep), list_length(migrations));
+	size = add_size(offsetof(TmExecTask, steps), steps);
+	foreach(lc, migrations)
+	{
+		TmMigration *m = lfirst(lc);
+
+		size = add_size(size, sizeof(int64) + sizeof(bool) +
+						tm_string_size(m->name) + tm_string_size(m->checksum) +
+						tm_string_size(m->up_sql) + tm_string_size(m->down_sql));
+	}
+
+	run->seg = dsm_create(size, 0);
+	task = dsm_segment_address(run->seg);
+	memset(task, 0, offsetof(TmExecTask, steps));
+	task->action = action;
+	task->dboid = dboid;
+	task->requester = GetUserId();
+	if (tenant)
+	{
+		strlcpy(task->tenant, tenant->name, NAMEDATALEN);
+		strlcpy(task->object_name, tenant->object_name, NAMEDATALEN);
+		strlcpy(task->owner, tenant->owner, NAMEDATALEN);
+		task->database_oid = tenant->object_oid;
+		task->version = tenant->version;
+	}
+	task->target = PG_INT64_MAX;
+	task->state = TM_EXEC_PENDING;
+	task->nmigrations = list_length(migrations);
+	task->migrations_off = offsetof(TmExecTask, steps) + steps;
+
+	p = (char *) task + task->migrations_off;
+	foreach(lc, migrations)
+	{
+		TmMigration *m = lfirst(lc);
+
+		memcpy(p, &m->version, sizeof(int64));
+		p += sizeof(int64);
+		memcpy(p, &m->transactional, sizeof(bool));
+		p += sizeof(bool);
+		p = tm_put_string(p, m->name);
+		p = tm_put_string(p, m->checksum);
+		p = tm_put_string(p, m->up_sql);
+		p = tm_put_string(p, m->down_sql);
+	}
+
+	run->task = task;
+	if (CurrentResourceOwner == NULL)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+
+		tm_untracked_runs = lappend(tm_untracked_runs, run);
+		MemoryContextSwitchTo(oldcxt);
+		/* the run itself must outlive the caller's memory context too */
+	}
+	return run;
+}
+
+/* Returns the migrations of a task as a List of TmMigration. */
+List *
+tm_task_migrations(TmExecTask *task)
+{
+	const char *p = (const char *) task + task->migrations_off;
+	List	   *result = NIL;
+	int			i;
+
+	for (i = 0; i < task->nmigrations; i++)
+	{
+		TmMigration *m = palloc0(sizeof(TmMigration));
+
+		memcpy(&m->version, p, sizeof(int64));
+		p += sizeof(int64);
+		memcpy(&m->transactional, p, sizeof(bool));
+		p += sizeof(bool);
+		m->name = (char *) tm_get_string(&p);
+		m->checksum = (char *) tm_get_string(&p);
+		m->up_sql = (char *) tm_get_string(&p);
+		m->down_sql = (char *) tm_get_string(&p);
+		result = lappend(result, m);
+	}
+	return result;
+}
+
+/*
+ * Starts the executor of a prepared run.  Returns false, starting nothing,
+ * when no background worker slot is free.
+ */
+bool
+tm_exec_launch(TmExecRun *run)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strcpy(worker.bgw_library_name, "tenant_mgr");
+	strcpy(worker.bgw_function_name, "tm_executor_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "tenant_mgr executor for %s",
+			 run->task->tenant[0] ? run->task->tenant : "reconcile");
+	strcpy(worker.bgw_type, "tenant_mgr executor");
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(run->seg));
+	worker.bgw_notify_pid = MyProcPid;
+
+	return RegisterDynamicBackgroundWorker(&worker, &run->handle);
+}
+
+/* Marks a run failed by the driver (the executor could not say why). */
+static void
+tm_exec_fail(TmExecRun *run, int sqlerrcode, const char *message)
+{
+	if (run->task->state != TM_EXEC_PENDING)
+		return;
+	run->task->sqlerrcode = sqlerrcode;
+	strlcpy(run->task->message, message, TM_MSG_LEN);
+	run->task->state = TM_EXEC_FAILED;
+}
+
+/*
+ * Waits until the executor has exited, at most tenant_mgr.job_timeout.  An
+ * executor that exits without a result, or runs out of time, leaves a
+ * failure in the task.  On interrupts the executor is terminated first.
+ */
+void
+tm_exec_wait(TmExecRun *run)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			pid_t		pid;
+			BgwHandleStatus status;
+
+			status = GetBackgroundWorkerPid(run->handle, &pid);
+			if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED)
+				break;
+			if (tm_job_timeout > 0 &&
+				TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
+										   tm_job_timeout * 1000))
+			{
+				TerminateBackgroundWorker(run->handle);
+				(void) WaitForBackgroundWorkerShutdown(run->handle);
+				tm_exec_fail(run, ERRCODE_QUERY_CANCELED,
+							 psprintf("executor did not finish within tenant_mgr.job_timeout (%d s)",
+									  tm_job_timeout));
+				break;
+			}
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1000L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_CATCH();
+	{
+		TerminateBackgroundWorker(run->handle);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	tm_exec_fail(run, ERRCODE_CONNECTION_FAILURE,
+				 "executor exited without reporting a result");
+}
+
+/* Starts an executor and waits for it; no free slot is an error. */
+void
+tm_exec_run(TmExecRun *run)
+{
+	if (!tm_exec_launch(run))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a tenant_mgr executor"),
+				 errdetail("All background worker slots are in use."),
+				 errhint("Raise max_worker_processes, or try again later.")));
+	tm_exec_wait(run);
+}
+
+/* Raises the error an executor reported, as if it had happened here. */
+void
+tm_exec_raise(TmExecRun *run)
+{
+	TmExecTask *task = run->task;
+
+	if (task->state != TM_EXEC_FAILED)
+		return;
+	ereport(ERROR,
+			(errcode(task->sqlerrcode),
+			 errmsg_internal("%s", task->message),
+			 task->detail[0] ? errdetail_internal("%s", task->detail) : 0,
+			 task->hint[0] ? errhint("%s", task->hint) : 0,
+			 task->context[0] ? errcontext("%s", task->context) : 0));
+}
+
+void
+tm_exec_release(TmExecRun *run)
+{
+	tm_untracked_runs = list_delete_ptr(tm_untracked_runs, run);
+	dsm_detach(run->seg);
+	pfree(run);
+}
+
+/*
+ * After an error outside a transaction: terminates the executors of runs
+ * that were still open and releases their segments.
+ */
+void
+tm_exec_release_all(void)
+{
+	while (tm_untracked_runs != NIL)
+	{
+		TmExecRun  *run = linitial(tm_untracked_runs);
+
+		if (run->handle)
+			TerminateBackgroundWorker(run->handle);
+		tm_exec_release(run);
+	}
+}

@@ -1,0 +1,143 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *		The little shared memory tenant_mgr needs: where the launcher is.
+ *
+ * Backends set the launcher's latch when they commit queued work or abort
+ * a transaction that asked for a database; everything else (jobs, intents,
+ * results of executors) lives in catalog tables or in a dynamic shared
+ * memory segment per executor run.  The state is requested only when the
+ * library is preloaded; tm_wake_launcher() is a no-op otherwise.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+
+#include "tenant_mgr.h"
+
+typedef struct TmSharedState
+{
+	slock_t		mutex;
+	int			launcher_procno;	/* -1 when no launcher runs */
+	pid_t		launcher_pid;
+} TmSharedState;
+
+static TmSharedState *tm_state = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+tm_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(TmSharedState)));
+}
+
+static void
+tm_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	tm_state = ShmemInitStruct("tenant_mgr", sizeof(TmSharedState), &found);
+	if (!found)
+	{
+		SpinLockInit(&tm_state->mutex);
+		tm_state->launcher_procno = -1;
+		tm_state->launcher_pid = 0;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Installs the hooks; called from _PG_init while preloading. */
+void
+tm_shmem_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = tm_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = tm_shmem_startup;
+}
+
+/* True when the library was preloaded and the shared state exists. */
+bool
+tm_preloaded(void)
+{
+	return tm_state != NULL;
+}
+
+/*
+ * Records the calling process as the launcher.  Returns false if another
+ * live launcher is already registered (then the caller must exit).
+ */
+bool
+tm_launcher_register(void)
+{
+	bool		ok;
+
+	SpinLockAcquire(&tm_state->mutex);
+	ok = tm_state->launcher_pid == 0 ||
+		tm_state->launcher_pid == MyProcPid ||
+		kill(tm_state->launcher_pid, 0) != 0;
+	if (ok)
+	{
+		tm_state->launcher_pid = MyProcPid;
+		tm_state->launcher_procno = MyProc->pgprocno;
+	}
+	SpinLockRelease(&tm_state->mutex);
+	return ok;
+}
+
+/* on_shmem_exit callback of the launcher */
+void
+tm_launcher_unregister(int code, Datum arg)
+{
+	SpinLockAcquire(&tm_state->mutex);
+	if (tm_state->launcher_pid == MyProcPid)
+	{
+		tm_state->launcher_pid = 0;
+		tm_state->launcher_procno = -1;
+	}
+	SpinLockRelease(&tm_state->mutex);
+}
+
+/* Returns the launcher's pid, 0 when none runs. */
+pid_t
+tm_launcher_pid(void)
+{
+	pid_t		pid;
+
+	if (tm_state == NULL)
+		return 0;
+	SpinLockAcquire(&tm_state->mutex);
+	pid = tm_state->launcher_pid;
+	SpinLockRelease(&tm_state->mutex);
+	return pid;
+}
+
+/* Sets the launcher's latch, if there is a launcher. */
+void
+tm_wake_launcher(void)
+{
+	int			procno;
+
+	if (tm_state == NULL)
+		return;
+	SpinLockAcquire(&tm_state->mutex);
+	procno = tm_state->launcher_procno;
+	SpinLockRelease(&tm_state->mutex);
+	if (procno >= 0)
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
