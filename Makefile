@@ -42,3 +42,6 @@ EXTRA_CLEAN = tmp_check_regress
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies; every object sees the private header
+$(OBJS): src/tenant_mgr.h

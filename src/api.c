@@ -380,6 +380,7 @@ tm_report_db_run(TmTenant *t, TmExecRun *run, void *arg)
 	ErrorData  *edata = tm_exec_error(run->task);
 	ListCell   *lc;
 
+
 	foreach(lc, tm_exec_steps(run->task, r->migrations))
 	{
 		TmStep	   *s = lfirst(lc);

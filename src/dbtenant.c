@@ -37,6 +37,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "portability/instr_time.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -234,7 +235,10 @@ tm_dbtenant_create(const char *name, const char *metadata, bool wait)
 	Datum		values[1];
 	int64		run_id;
 	List	   *steps;
+	instr_time	start;
+	instr_time	elapsed;
 
+	INSTR_TIME_SET_CURRENT(start);
 	tm_require_control_database();
 	tm_check_dbtenant_privileges(GetUserId(), name);
 
@@ -290,7 +294,10 @@ tm_dbtenant_create(const char *name, const char *metadata, bool wait)
 	run_id = tm_run_id();
 	steps = tm_exec_steps(migrate->task, migrations);
 	tm_log_steps(run_id, name, steps);
-	tm_event_log(run_id, name, "create", 0, "ok", NULL, 0);
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	tm_event_log(run_id, name, "create", 0, "ok", NULL,
+				 INSTR_TIME_GET_MILLISEC(elapsed));
 	tm_exec_release(migrate);
 	tm_exec_release(create);
 }

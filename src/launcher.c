@@ -26,6 +26,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "portability/instr_time.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -50,10 +51,15 @@ typedef struct TmJob
 	char	   *owner;
 	Oid			requester;
 	int			attempts;
+	instr_time	started;
+	int64		run_id;			/* groups the job's events; 0 until known */
 } TmJob;
 
 /* The job being run, so that an error can be recorded against it. */
 static int64 tm_current_job = 0;
+
+/* Set when a job went back to the queue for want of a worker slot. */
+static bool tm_out_of_slots = false;
 
 void
 tm_launcher_register_worker(void)
@@ -101,8 +107,16 @@ tm_job_finish(TmJob *job, TmExecTask *failed)
 						" updated_at = now() WHERE name = %s AND state = 'creating'",
 						message, quote_literal_cstr(job->tenant)),
 			   SPI_OK_UPDATE);
-	tm_event_log(tm_run_id(), job->tenant, job->action, 0,
-				 failed ? "failed" : "ok", failed ? tm_exec_error(failed) : NULL, 0);
+	{
+		instr_time	elapsed;
+
+		INSTR_TIME_SET_CURRENT(elapsed);
+		INSTR_TIME_SUBTRACT(elapsed, job->started);
+		tm_event_log(job->run_id ? job->run_id : tm_run_id(), job->tenant,
+					 job->action, 0, failed ? "failed" : "ok",
+					 failed ? tm_exec_error(failed) : NULL,
+					 INSTR_TIME_GET_MILLISEC(elapsed));
+	}
 	tm_xact_commit();
 	tm_current_job = 0;
 }
@@ -127,6 +141,7 @@ tm_job_requeue(TmJob *job)
 		   SPI_OK_UPDATE);
 	tm_xact_commit();
 	tm_current_job = 0;
+	tm_out_of_slots = true;
 }
 
 /* Starts and waits for one executor of a job; false if none could start. */
@@ -205,7 +220,7 @@ tm_run_create(TmJob *job)
 		   SPI_OK_UPDATE);
 	tm_sql(psprintf("DELETE FROM tenant_mgr.intent WHERE job_id = " INT64_FORMAT, job->id),
 		   SPI_OK_DELETE);
-	run_id = tm_run_id();
+	run_id = job->run_id = tm_run_id();
 	foreach(lc, tm_exec_steps(migrate->task, migrations))
 	{
 		TmStep	   *s = lfirst(lc);
@@ -280,6 +295,8 @@ tm_run_next_job(void)
 	job.owner = SPI_getvalue(tup, desc, 6);
 	requested_by = SPI_getvalue(tup, desc, 7);
 	job.attempts = atoi(SPI_getvalue(tup, desc, 8));
+	job.run_id = 0;
+	INSTR_TIME_SET_CURRENT(job.started);
 	tm_current_job = job.id;
 
 	/* the requester's rights are checked again now, by the executors */
@@ -544,11 +561,15 @@ tm_launcher_main(Datum arg)
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(loop_cxt);
 
-		if (!busy)
+		/* out of slots: look again soon, but do not spin through the queue */
+		if (!busy || tm_out_of_slots)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 tm_poll_interval * 1000L, PG_WAIT_EXTENSION);
+							 tm_out_of_slots ? Min(1000L, tm_poll_interval * 1000L) :
+							 tm_poll_interval * 1000L,
+							 PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
+			tm_out_of_slots = false;
 		}
 	}
 }

@@ -69,6 +69,10 @@ say "creating a throwaway cluster as user $TM_USER"
 work=$(as_user mktemp -d /tmp/tenant_mgr_demo.XXXXXX)
 port=$(free_port)
 as_user initdb -D "$work/data" -A trust -E UTF8 --locale=C >/dev/null
+# Database tenants need the library preloaded (its launcher and executors are
+# background workers) and are managed from the control database, 'demo'.
+# The launcher starts before createdb demo below and retries every 5 s, so
+# the demo's first queued job may wait that long; tenant_wait() covers it.
 cat >>"$work/data/postgresql.conf" <<EOF
 
 # tenant_mgr demo

@@ -7,6 +7,12 @@
 --   fixtures    test/fixtures of the staged tree (001..011), readable by the server
 --   migrations  a server directory holding only 001..010
 --
+-- Database tenants (whole databases, created and dropped by tenant_mgr's
+-- background workers) need both settings: this database, 'demo', is the
+-- control database.  The launcher starts with the server, before demo.sh
+-- runs createdb demo, and retries every 5 s until it can connect, so the
+-- first queued job may wait a few seconds to start; tenant_wait() covers it.
+--
 -- pg_temp.expect(condition, what) turns an expectation into an error, so
 -- that the demo fails, not just looks odd, when tenant_mgr misbehaves.
 
@@ -50,14 +56,29 @@ SELECT name, object_name, owner, version, metadata
   FROM tenant_mgr.tenant_create('globex', metadata => '{"plan":"pro"}');
 \dt tenant_globex.*
 
--- =====================================================================
--- DATABASE TENANTS: reserved place, not demonstrated yet.
--- tenant_create(..., isolation => 'database') raises "database tenants
--- are not supported yet" until the background workers arrive in a later
--- issue.  That issue adds its part of the tour here: create a database
--- tenant, show it in tenant_mgr.tenants, migrate it with the others in
--- step 7, and drop it in step 11.
--- =====================================================================
+
+\echo
+\echo '==> 3b. A database tenant: a whole database, with an owner role named like it'
+\echo
+\echo 'PostgreSQL runs CREATE DATABASE only outside a transaction, so tenant_mgr has'
+\echo 'background workers create the role and the database and apply 001..010 inside'
+\echo 'it; the caller waits and gets the finished tenant.'
+SELECT name, isolation, object_name, owner, state, version
+  FROM tenant_mgr.tenant_create('contoso', 'database');
+\echo 'The database belongs to its own role, and PUBLIC may not connect to it:'
+SELECT datname, datdba::regrole AS owner,
+       has_database_privilege('public', oid, 'CONNECT') AS public_can_connect
+  FROM pg_database WHERE datname = 'tenant_contoso';
+SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole
+  FROM pg_roles WHERE rolname = 'tenant_contoso';
+SELECT name, isolation, object_name, owner, state, version, latest, pending
+  FROM tenant_mgr.tenants;
+SELECT pg_temp.expect(d.datdba::regrole::text = 'tenant_contoso'
+                      AND NOT has_database_privilege('public', d.oid, 'CONNECT')
+                      AND t.state = 'ready' AND t.version = 10,
+                      'database tenant_contoso exists, owned by tenant_contoso, closed to PUBLIC, at version 10')
+  FROM pg_database d, tenant_mgr.tenants t
+ WHERE d.datname = 'tenant_contoso' AND t.name = 'contoso';
 
 \echo
 \echo '==> 4. Tenants that follow an application table'
@@ -66,16 +87,22 @@ SELECT name, object_name, owner, version, metadata
 \echo 'its own trigger function in a later issue.  Until then an application can'
 \echo 'call tenant_create/tenant_drop from a trigger like this one.'
 \echo
+\echo 'Each customer chooses its isolation.  A schema tenant is created inside the'
+\echo 'inserting transaction; a database tenant is only queued (wait => false) and'
+\echo 'created by the launcher after COMMIT: a trigger never waits for CREATE DATABASE.'
+\echo
 CREATE TABLE customers (
-    id   serial PRIMARY KEY,
-    slug text UNIQUE NOT NULL,
-    name text
+    id        serial PRIMARY KEY,
+    slug      text UNIQUE NOT NULL,
+    name      text,
+    isolation text NOT NULL DEFAULT 'schema'
 );
 CREATE FUNCTION customers_tenant() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM tenant_mgr.tenant_create(NEW.slug);
+        PERFORM tenant_mgr.tenant_create(NEW.slug, NEW.isolation,
+                                         wait => NEW.isolation = 'schema');
     ELSIF TG_OP = 'DELETE' THEN
         PERFORM tenant_mgr.tenant_drop(OLD.slug);
     END IF;
@@ -86,35 +113,71 @@ CREATE TRIGGER customers_tenant AFTER INSERT OR DELETE ON customers
     FOR EACH ROW EXECUTE FUNCTION customers_tenant();
 
 \echo
-\echo 'Two customers in one transaction: their tenants are created with the rows'
-\echo 'and committed with them.'
+\echo 'Three customers in one transaction: the schema tenants are created with the'
+\echo 'rows; the database tenant wayne is recorded in state creating and queued.'
 BEGIN;
-INSERT INTO customers (slug, name)
-VALUES ('initech', 'Initech'), ('umbrella', 'Umbrella Corporation');
+INSERT INTO customers (slug, name, isolation)
+VALUES ('initech', 'Initech', 'schema'),
+       ('umbrella', 'Umbrella Corporation', 'schema'),
+       ('wayne', 'Wayne Enterprises', 'database');
+SELECT name, isolation, state, version FROM tenant_mgr.tenants
+ WHERE name IN ('initech', 'umbrella', 'wayne');
+SELECT id, tenant, action, state FROM tenant_mgr.jobs;
 COMMIT;
-SELECT c.slug, c.name, t.object_name, t.version
+\echo 'After COMMIT the launcher picks up the job (wayne: creating, or already ready):'
+SELECT id, tenant, action, state, attempts, duration, sqlstate, message
+  FROM tenant_mgr.jobs;
+SELECT c.slug, c.name, c.isolation, t.object_name, t.state, t.version
   FROM customers c JOIN tenant_mgr.tenants t ON t.name = c.slug
  ORDER BY c.slug;
-SELECT pg_temp.expect(count(*) = 2, 'initech and umbrella are tenants after COMMIT')
-  FROM tenant_mgr.tenants WHERE name IN ('initech', 'umbrella');
+SELECT pg_temp.expect(count(*) = 2, 'initech and umbrella are ready tenants after COMMIT')
+  FROM tenant_mgr.tenants
+ WHERE name IN ('initech', 'umbrella') AND state = 'ready' AND version = 10;
+SELECT pg_temp.expect(state IN ('creating', 'ready'), 'wayne is creating or ready after COMMIT')
+  FROM tenant_mgr.tenants WHERE name = 'wayne';
+\echo 'tenant_wait() waits until the tenant has no queued or running job; true means'
+\echo 'the last one succeeded.'
+SELECT tenant_mgr.tenant_wait('wayne');
+SELECT id, tenant, action, state, attempts, duration, sqlstate, message
+  FROM tenant_mgr.jobs;
+SELECT name, isolation, object_name, owner, state, version
+  FROM tenant_mgr.tenants WHERE name = 'wayne';
+SELECT datname, datdba::regrole AS owner,
+       has_database_privilege('public', oid, 'CONNECT') AS public_can_connect
+  FROM pg_database WHERE datname = 'tenant_wayne';
+SELECT pg_temp.expect(t.state = 'ready' AND t.version = 10
+                      AND EXISTS (SELECT FROM pg_database WHERE datname = 'tenant_wayne'),
+                      'wayne is ready at version 10 in database tenant_wayne after tenant_wait')
+  FROM tenant_mgr.tenants t WHERE t.name = 'wayne';
 
 \echo
-\echo 'A customer inserted and rolled back leaves no tenant behind.'
+\echo 'Customers inserted and rolled back leave no tenant behind: the schema is'
+\echo 'rolled back, and the queued job of a database customer vanishes with the'
+\echo 'transaction, so the launcher never sees it.'
 BEGIN;
-INSERT INTO customers (slug, name) VALUES ('hooli', 'Hooli');
+INSERT INTO customers (slug, name, isolation)
+VALUES ('hooli', 'Hooli', 'schema'),
+       ('cyberdyne', 'Cyberdyne Systems', 'database');
 SELECT nspname AS inside_the_transaction FROM pg_namespace WHERE nspname = 'tenant_hooli';
+SELECT id, tenant, action, state FROM tenant_mgr.jobs WHERE tenant = 'cyberdyne';
 ROLLBACK;
 SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'tenant_hooli') AS schemas,
-       (SELECT count(*) FROM tenant_mgr.tenants WHERE name = 'hooli') AS tenants,
-       (SELECT count(*) FROM customers WHERE slug = 'hooli') AS customers;
+       (SELECT count(*) FROM pg_database WHERE datname = 'tenant_cyberdyne') AS databases,
+       (SELECT count(*) FROM tenant_mgr.jobs WHERE tenant = 'cyberdyne') AS jobs,
+       (SELECT count(*) FROM tenant_mgr.tenants WHERE name IN ('hooli', 'cyberdyne')) AS tenants,
+       (SELECT count(*) FROM customers WHERE slug IN ('hooli', 'cyberdyne')) AS customers;
 SELECT pg_temp.expect(NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = 'tenant_hooli')
                       AND NOT EXISTS (SELECT FROM tenant_mgr.tenants WHERE name = 'hooli'),
                       'the rollback left neither schema tenant_hooli nor a catalog row');
+SELECT pg_temp.expect(NOT EXISTS (SELECT FROM tenant_mgr.jobs WHERE tenant = 'cyberdyne')
+                      AND NOT EXISTS (SELECT FROM pg_database WHERE datname = 'tenant_cyberdyne')
+                      AND NOT EXISTS (SELECT FROM tenant_mgr.tenants WHERE name = 'cyberdyne'),
+                      'the rollback queued no job, created no database tenant_cyberdyne and no catalog row');
 
 \echo
 \echo '==> 5. Every tenant, its version and how many migrations it lacks'
 \echo
-SELECT name, isolation, object_name, version, latest, pending
+SELECT name, isolation, object_name, owner, state, version, latest, pending
   FROM tenant_mgr.tenants;
 
 \echo
@@ -139,6 +202,8 @@ SELECT (SELECT count(*) FROM tenant_acme.users) AS acme_users,
 \echo
 \echo '==> 7. A new migration (011: users.last_login_at), rolled out to every tenant'
 \echo
+\echo 'tenant_migrate() migrates schema tenants in this session and database tenants'
+\echo 'in parallel executors, one connected to each database; every tenant gets a row.'
 \set m011 `cat :'fixtures'/011_new.sql`
 \echo 'Its up SQL is test/fixtures/011_new.sql, read into psql variable m011:'
 SELECT tenant_mgr.migration_add(11, 'new', :'m011',
@@ -149,6 +214,14 @@ SELECT version, name, reversible, applied_to, pending_on
   FROM tenant_mgr.migrations;
 SELECT pg_temp.expect(bool_and(version = 11), 'every tenant is at version 11')
   FROM tenant_mgr.tenants;
+SELECT pg_temp.expect(count(*) = 2, 'database tenants contoso and wayne are at version 11')
+  FROM tenant_mgr.tenants
+ WHERE name IN ('contoso', 'wayne') AND isolation = 'database' AND version = 11;
+SELECT pg_temp.expect(count(DISTINCT tenant) = 2,
+                      'the last tenant_migrate() run applied 011 to contoso and wayne')
+  FROM tenant_mgr.history
+ WHERE run_id = (SELECT max(run_id) FROM tenant_mgr.history)
+   AND tenant IN ('contoso', 'wayne') AND action = 'up' AND version = 11 AND status = 'ok';
 
 \echo
 \echo '==> 8. Revert one tenant to version 10 with the down SQL of 011, then bring it forward'
@@ -173,23 +246,49 @@ SELECT name, version, latest, pending FROM tenant_mgr.tenants;
 SELECT id, run_id, tenant, action, version, migration, status, duration
   FROM (SELECT * FROM tenant_mgr.history ORDER BY id DESC LIMIT 15) h
  ORDER BY id;
-\echo 'verify() compares the catalog with the schemas and their ledgers; no rows means consistent.'
+\echo 'verify() compares the catalog with the schemas, the databases and their ledgers'
+\echo '(an executor reads the ledger inside each database tenant); no rows means consistent.'
 SELECT * FROM tenant_mgr.verify();
 SELECT pg_temp.expect(count(*) = 0, 'verify() found no problem') FROM tenant_mgr.verify();
 
 \echo
-\echo '==> 10. Mistakes get clear errors (this one is expected)'
+\echo '==> 10. Mistakes get clear errors (these two are expected)'
 \echo
 \set ON_ERROR_STOP 0
 SELECT tenant_mgr.tenant_create('Bad Name');
+SELECT tenant_mgr.tenant_use('contoso');
 \set ON_ERROR_STOP 1
 
 \echo
 \echo '==> 11. Drop tenants: through the application table, and by hand'
 \echo
-DELETE FROM customers WHERE slug = 'umbrella';
+\echo 'Deleting customers drops their tenants through the trigger (tenant_drop).  The'
+\echo 'schema of umbrella goes with the transaction; the database of wayne is detached'
+\echo '(renamed out of the way, closed to connections) and dropped by the launcher'
+\echo 'after COMMIT, with its owner role.'
+BEGIN;
+DELETE FROM customers WHERE slug IN ('umbrella', 'wayne');
+SELECT datname AS tenant_databases_inside_the_transaction FROM pg_database
+ WHERE datname LIKE 'tenant\_%' ORDER BY 1;
+SELECT id, tenant, action, state FROM tenant_mgr.jobs WHERE tenant = 'wayne';
+COMMIT;
+SELECT tenant_mgr.tenant_wait('wayne');
+SELECT id, tenant, action, state, attempts, duration, sqlstate, message
+  FROM tenant_mgr.jobs;
+SELECT (SELECT count(*) FROM pg_database
+         WHERE datname = 'tenant_wayne' OR datname LIKE 'tenant\_mgr\_drop\_%') AS wayne_databases,
+       (SELECT count(*) FROM pg_roles WHERE rolname = 'tenant_wayne') AS wayne_roles,
+       (SELECT count(*) FROM tenant_mgr.tenants WHERE name = 'wayne') AS wayne_tenants;
+SELECT pg_temp.expect(NOT EXISTS (SELECT FROM pg_database
+                                   WHERE datname = 'tenant_wayne'
+                                      OR datname LIKE 'tenant\_mgr\_drop\_%')
+                      AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenant_wayne')
+                      AND NOT EXISTS (SELECT FROM tenant_mgr.tenants WHERE name = 'wayne'),
+                      'database tenant_wayne and role tenant_wayne are gone');
+SELECT pg_temp.expect(state = 'done', 'the drop job of wayne is done')
+  FROM tenant_mgr.jobs WHERE tenant = 'wayne' AND action = 'drop';
 SELECT tenant_mgr.tenant_drop('acme');
-SELECT name, object_name, version FROM tenant_mgr.tenants;
+SELECT name, isolation, object_name, version FROM tenant_mgr.tenants;
 SELECT nspname AS remaining_schemas FROM pg_namespace
  WHERE nspname IN ('tenant_acme', 'tenant_globex', 'tenant_initech', 'tenant_umbrella')
  ORDER BY 1;
@@ -197,4 +296,8 @@ SELECT pg_temp.expect(array_agg(nspname ORDER BY nspname) = '{tenant_globex,tena
                       'schemas tenant_acme and tenant_umbrella are gone')
   FROM pg_namespace
  WHERE nspname IN ('tenant_acme', 'tenant_globex', 'tenant_initech', 'tenant_umbrella');
+\echo 'The database tenant contoso stays; verify() still finds nothing wrong:'
+SELECT datname AS remaining_tenant_databases FROM pg_database
+ WHERE datname LIKE 'tenant\_%' ORDER BY 1;
 SELECT * FROM tenant_mgr.verify();
+SELECT pg_temp.expect(count(*) = 0, 'verify() found no problem at the end') FROM tenant_mgr.verify();
