@@ -17,12 +17,17 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 
 #include "tenant_mgr.h"
@@ -103,14 +108,51 @@ tm_result_cxt(void)
 }
 
 /*
+ * Returns the role that owns the catalog (the owner of tenant_mgr.tenant,
+ * that is, whoever created the extension).
+ */
+static Oid
+tm_catalog_owner(void)
+{
+	Oid			nspoid = get_namespace_oid("tenant_mgr", false);
+	Oid			relid = get_relname_relid("tenant", nspoid);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the tenant_mgr catalog is missing"),
+				 errhint("Run CREATE EXTENSION tenant_mgr in this database.")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
  * Runs a catalog statement with parameters; raises an error unless SPI
  * answers "expected".  With a plan id, the statement is prepared once.
+ *
+ * The catalog is read and written as its owner: callers need EXECUTE on
+ * tenant_mgr's functions, never privileges on its tables, so direct DML on
+ * the catalog or the queue is no way around the checks the functions make.
+ * Everything else (the DDL on tenants) runs as the caller.  An error
+ * restores the caller's identity with the (sub)transaction's abort.
  */
 static void
 tm_exec(int planid, const char *sql, int nargs, Oid *types, Datum *values,
 		const char *nulls, int expected)
 {
 	int			rc;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(tm_catalog_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 
 	if (planid >= 0)
 	{
@@ -130,9 +172,18 @@ tm_exec(int planid, const char *sql, int nargs, Oid *types, Datum *values,
 	else
 		rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (rc != expected)
 		elog(ERROR, "SPI_execute failed for \"%s\": %s",
 			 sql, SPI_result_code_string(rc));
+}
+
+/* tm_exec for the other files: one catalog statement, not prepared. */
+void
+tm_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
+				const char *nulls, int expected)
+{
+	tm_exec(-1, sql, nargs, types, values, nulls, expected);
 }
 
 /* Column "col" of row "row" of the last result, as a string or NULL. */
@@ -342,10 +393,10 @@ void
 tm_event_log(int64 run_id, const char *tenant, const char *action,
 			 int64 version, const char *status, ErrorData *edata, double ms)
 {
-	Oid			types[8] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID,
-	TEXTOID, TEXTOID, FLOAT8OID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID,
+	TEXTOID, TEXTOID, FLOAT8OID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = Int64GetDatum(run_id);
 	values[1] = CStringGetTextDatum(tenant);
@@ -365,12 +416,13 @@ tm_event_log(int64 run_id, const char *tenant, const char *action,
 		nulls[6] = 'n';
 	}
 	values[7] = Float8GetDatum(ms);
+	values[8] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 
 	tm_exec(TM_PLAN_EVENT_LOG,
 			"INSERT INTO tenant_mgr.event"
-			" (run_id, tenant, action, version, status, sqlstate, message, duration)"
-			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8 * interval '1 millisecond')",
-			8, types, values, nulls, SPI_OK_INSERT);
+			" (run_id, tenant, action, version, status, sqlstate, message, duration, run_by)"
+			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8 * interval '1 millisecond', $9::name)",
+			9, types, values, nulls, SPI_OK_INSERT);
 }
 
 /*

@@ -243,9 +243,8 @@ tm_dbtenant_create(const char *name, const char *metadata, bool wait)
 	tm_check_dbtenant_privileges(GetUserId(), name);
 
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(t->object_name));
-	if (SPI_execute_with_args("SELECT 1 FROM tenant_mgr.intent WHERE object_name = $1",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read tenant_mgr.intent");
+	tm_catalog_exec("SELECT 1 FROM tenant_mgr.intent WHERE object_name = $1",
+					1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
@@ -288,9 +287,9 @@ tm_dbtenant_create(const char *name, const char *metadata, bool wait)
 	tm_tenant_insert(name, TM_ISOLATION_DATABASE, t->object_name,
 					 create->task->result_oid, t->owner,
 					 migrate->task->version, metadata, "ready");
-	if (SPI_execute(psprintf("DELETE FROM tenant_mgr.intent WHERE id = " INT64_FORMAT,
-							 create->task->intent), false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete from tenant_mgr.intent");
+	tm_catalog_exec(psprintf("DELETE FROM tenant_mgr.intent WHERE id = " INT64_FORMAT,
+							 create->task->intent),
+					0, NULL, NULL, NULL, SPI_OK_DELETE);
 	run_id = tm_run_id();
 	steps = tm_exec_steps(migrate->task, migrations);
 	tm_log_steps(run_id, name, steps);

@@ -82,9 +82,9 @@ int64
 tm_job_queue(const char *tenant, const char *action, const char *object_name,
 			 Oid database_oid, const char *owner, bool force)
 {
-	Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID, BOOLOID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID, BOOLOID, TEXTOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = CStringGetTextDatum(tenant);
 	values[1] = CStringGetTextDatum(action);
@@ -94,11 +94,12 @@ tm_job_queue(const char *tenant, const char *action, const char *object_name,
 		nulls[3] = 'n';
 	values[4] = CStringGetTextDatum(owner);
 	values[5] = BoolGetDatum(force);
-	if (SPI_execute_with_args("INSERT INTO tenant_mgr.job"
-							  " (tenant, action, object_name, database_oid, owner, force)"
-							  " VALUES ($1, $2, $3::name, $4, $5::name, $6) RETURNING id",
-							  6, types, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not insert into tenant_mgr.job");
+	/* the queued work runs with the rights of the role that asked */
+	values[6] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	tm_catalog_exec("INSERT INTO tenant_mgr.job"
+					" (tenant, action, object_name, database_oid, owner, force, requested_by)"
+					" VALUES ($1, $2, $3::name, $4, $5::name, $6, $7::name) RETURNING id",
+					7, types, values, nulls, SPI_OK_INSERT_RETURNING);
 	tm_wake_at_commit();
 	return strtoi64(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
 					NULL, 10);
@@ -153,11 +154,10 @@ tenant_wait(PG_FUNCTION_ARGS)
 	for (;;)
 	{
 		/* each query takes a new snapshot: read committed */
-		if (SPI_execute_with_args("SELECT count(*) FILTER (WHERE state IN ('queued', 'running')),"
-								  " (array_agg(state ORDER BY id DESC))[1]"
-								  " FROM tenant_mgr.job WHERE tenant = $1",
-								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read tenant_mgr.job");
+		tm_catalog_exec("SELECT count(*) FILTER (WHERE state IN ('queued', 'running')),"
+						" (array_agg(state ORDER BY id DESC))[1]"
+						" FROM tenant_mgr.job WHERE tenant = $1",
+						1, types, values, NULL, SPI_OK_SELECT);
 		if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "0") == 0)
 		{
 			char	   *last = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);

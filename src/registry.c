@@ -204,9 +204,9 @@ tm_register(int64 version, const char *name, const char *up_sql,
 			const char *down_sql, bool transactional)
 {
 	char	   *checksum;
-	Oid			types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[7] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int64		latest;
 	const char *p;
 
@@ -241,11 +241,10 @@ tm_register(int64 version, const char *name, const char *up_sql,
 
 	/* An already registered version: the same migration again, or an error. */
 	values[0] = Int64GetDatum(version);
-	if (SPI_execute_with_args("SELECT name, checksum, down_sql,"
-							  " (SELECT count(*) FROM tenant_mgr.tenant t WHERE t.version >= m.version)"
-							  " FROM tenant_mgr.migration m WHERE version = $1",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read tenant_mgr.migration");
+	tm_catalog_exec("SELECT name, checksum, down_sql,"
+					" (SELECT count(*) FROM tenant_mgr.tenant t WHERE t.version >= m.version)"
+					" FROM tenant_mgr.migration m WHERE version = $1",
+					1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
@@ -293,20 +292,19 @@ tm_register(int64 version, const char *name, const char *up_sql,
 		nulls[3] = 'n';
 	values[4] = BoolGetDatum(transactional);
 	values[5] = CStringGetTextDatum(checksum);
-	if (SPI_execute_with_args("INSERT INTO tenant_mgr.migration"
-							  " (version, name, up_sql, down_sql, transactional, checksum)"
-							  " VALUES ($1, $2, $3, $4, $5, $6)",
-							  6, types, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into tenant_mgr.migration");
+	values[6] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	tm_catalog_exec("INSERT INTO tenant_mgr.migration"
+					" (version, name, up_sql, down_sql, transactional, checksum, registered_by)"
+					" VALUES ($1, $2, $3, $4, $5, $6, $7::name)",
+					7, types, values, nulls, SPI_OK_INSERT);
 	return true;
 }
 
 static void
 tm_lock_registry(void)
 {
-	if (SPI_execute("LOCK TABLE tenant_mgr.migration IN SHARE ROW EXCLUSIVE MODE",
-					false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not lock tenant_mgr.migration");
+	tm_catalog_exec("LOCK TABLE tenant_mgr.migration IN SHARE ROW EXCLUSIVE MODE",
+					0, NULL, NULL, NULL, SPI_OK_UTILITY);
 }
 
 /*
@@ -348,14 +346,12 @@ migration_remove(PG_FUNCTION_ARGS)
 
 	tm_spi_connect();
 	tm_lock_registry();
-	if (SPI_execute_with_args("SELECT count(*) FROM tenant_mgr.tenant WHERE version >= $1",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read tenant_mgr.tenant");
+	tm_catalog_exec("SELECT count(*) FROM tenant_mgr.tenant WHERE version >= $1",
+					1, types, values, NULL, SPI_OK_SELECT);
 	applied = strtoi64(SPI_getvalue(SPI_tuptable->vals[0],
 									SPI_tuptable->tupdesc, 1), NULL, 10);
-	if (SPI_execute_with_args("SELECT 1 FROM tenant_mgr.migration WHERE version = $1",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read tenant_mgr.migration");
+	tm_catalog_exec("SELECT 1 FROM tenant_mgr.migration WHERE version = $1",
+					1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -370,9 +366,8 @@ migration_remove(PG_FUNCTION_ARGS)
 								  applied, applied),
 				 errhint("Revert it first with tenant_mgr.tenant_migrate(target => " INT64_FORMAT ").",
 						 version - 1)));
-	if (SPI_execute_with_args("DELETE FROM tenant_mgr.migration WHERE version = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete from tenant_mgr.migration");
+	tm_catalog_exec("DELETE FROM tenant_mgr.migration WHERE version = $1",
+					1, types, values, NULL, SPI_OK_DELETE);
 	tm_spi_finish();
 	PG_RETURN_BOOL(true);
 }

@@ -206,6 +206,8 @@ extern List *tm_tenant_list(void);
 extern void tm_xact_begin(void);
 extern void tm_xact_commit(void);
 extern MemoryContext tm_result_cxt(void);
+extern void tm_catalog_exec(const char *sql, int nargs, Oid *types,
+							Datum *values, const char *nulls, int expected);
 extern void tm_tenant_insert(const char *name, const char *isolation,
 							 const char *object_name, Oid object_oid,
 							 const char *owner, int64 version,

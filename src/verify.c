@@ -67,13 +67,12 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t)
 				  psprintf("schema \"%s\" is now named \"%s\"",
 						   t->object_name, nspname));
 
-	if (SPI_execute(psprintf("SELECT l.version, l.checksum, m.checksum"
+	tm_catalog_exec(psprintf("SELECT l.version, l.checksum, m.checksum"
 							 " FROM %s." TM_LEDGER_NAME " l"
 							 " LEFT JOIN tenant_mgr.migration m USING (version)"
 							 " ORDER BY l.version",
 							 quote_identifier(nspname)),
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the ledger of tenant \"%s\"", t->name);
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -190,20 +189,19 @@ verify(PG_FUNCTION_ARGS)
 	}
 
 	/* what aborted requests left and the launcher has not removed yet */
-	if (SPI_execute("SELECT i.object_name FROM tenant_mgr.intent i"
+	tm_catalog_exec("SELECT i.object_name FROM tenant_mgr.intent i"
 					"  LEFT JOIN tenant_mgr.job j ON j.id = i.job_id"
 					" WHERE (i.xid IS NULL OR pg_catalog.pg_xact_status(i.xid) <> 'in progress')"
 					"   AND (j.id IS NULL OR j.state NOT IN ('queued', 'running'))"
 					" ORDER BY i.id",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read tenant_mgr.intent");
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 		tm_report(rsinfo, NULL, "orphan",
 				  psprintf("database \"%s\" of an aborted request awaits removal by the launcher",
 						   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
 
 	/* a database with tenant_mgr's mark that nothing accounts for */
-	if (SPI_execute("SELECT d.datname FROM pg_catalog.pg_database d"
+	tm_catalog_exec("SELECT d.datname FROM pg_catalog.pg_database d"
 					"  JOIN pg_catalog.pg_shdescription c"
 					"    ON c.objoid = d.oid AND c.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"
 					" WHERE c.description LIKE 'tenant_mgr tenant %'"
@@ -215,15 +213,14 @@ verify(PG_FUNCTION_ARGS)
 					"                        AND state IN ('queued', 'running'))"
 					"   AND d.datname NOT IN (SELECT object_name FROM tenant_mgr.tenant)"
 					" ORDER BY 1",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_database");
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 		tm_report(rsinfo, NULL, "orphan",
 				  psprintf("database \"%s\" carries tenant_mgr's mark but belongs to no tenant",
 						   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
 
 	/* a ledger in a schema the catalog does not know: never adopted */
-	if (SPI_execute("SELECT n.nspname FROM pg_catalog.pg_class c"
+	tm_catalog_exec("SELECT n.nspname FROM pg_catalog.pg_class c"
 					" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 					" WHERE c.relname = '" TM_LEDGER_NAME "' AND c.relkind = 'r'"
 					"   AND n.oid NOT IN (SELECT object_oid FROM tenant_mgr.tenant"
@@ -231,8 +228,7 @@ verify(PG_FUNCTION_ARGS)
 					"   AND n.nspname NOT IN (SELECT object_name FROM tenant_mgr.tenant"
 					"                          WHERE isolation = 'schema')"
 					" ORDER BY 1",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_class");
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 		tm_report(rsinfo, NULL, "orphan",
 				  psprintf("schema \"%s\" has a tenant_mgr ledger but no catalog row",

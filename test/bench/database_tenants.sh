@@ -267,6 +267,9 @@ expect "warm-up drops that succeeded" "$(labelled dropped | grep -c '^true$' || 
 expect "databases left by the warm-up" "$(sql_value postgres \
 	"SELECT count(*) FROM pg_database WHERE datname LIKE '%warm%' OR datname LIKE 'tenant_mgr_drop_%'")" 0
 
+# other work on the machine skews the ratios: the report shows the load
+LOAD_BEFORE=$(cut -d ' ' -f 1 /proc/loadavg)
+
 say "create: $N database tenants with migrations 001..010"
 raw_create_sql raw_ 1 "$N" | write_sql create_raw.sql
 tm_create_sql d_ 1 "$N" | write_sql create_tm.sql
@@ -342,11 +345,13 @@ expect "intents left" "$(sql_value "$TM_DB" 'SELECT count(*) FROM tenant_mgr.int
 
 # Report.  Ratios of in-session wall-clock totals; per tenant = total / N.
 PG_VERSION=$(sql_value postgres 'SHOW server_version')
+LOAD_AFTER=$(cut -d ' ' -f 1 /proc/loadavg)
 awk -v n="$N" -v pgv="$PG_VERSION" \
 	-v rc="$RAW_CREATE_US" -v tc="$TM_CREATE_US" -v tcsql="$TM_CREATE_SQL_US" \
 	-v rm="$RAW_MIGRATE_US" -v tm="$TM_MIGRATE_US" \
 	-v cg="$CREATE_GOAL" -v mg="$MIGRATE_GOAL" \
-	-v noop="$NOOP_US" -v q="$QUEUED_US" -v qe="$ENQUEUE_US" -v qj="$JOB_US" '
+	-v noop="$NOOP_US" -v q="$QUEUED_US" -v qe="$ENQUEUE_US" -v qj="$JOB_US" \
+	-v cpus="$(nproc)" -v load0="$LOAD_BEFORE" -v load1="$LOAD_AFTER" '
 function line(phase, side, us) {
 	printf "  %-8s %-11s %9.3f s  %9.2f ms/tenant\n", phase, side, us / 1e6, us / 1e3 / n
 }
@@ -373,4 +378,5 @@ BEGIN {
 	printf "    time to ready (total)  %9.3f s  %9.2f ms/tenant   %.2fx raw create\n",
 		q / 1e6, q / 1e3 / n, q / rc
 	printf "    launcher job time      %9.3f s  %9.2f ms/tenant\n", qj / 1e6, qj / 1e3 / n
+	printf "\n  machine: %d CPUs, load average %s before the timed phases, %s after\n", cpus, load0, load1
 }'
