@@ -18,19 +18,21 @@ OBJS = \
 	src/migrate.o \
 	src/names.o \
 	src/registry.o \
+	src/schematenant.o \
 	src/shmem.o \
 	src/tenant_mgr.o \
+	src/trigger.o \
 	src/verify.o
 
 EXTENSION = tenant_mgr
 DATA = tenant_mgr--1.0.sql
 PGFILEDESC = "tenant_mgr - schema- and database-per-tenant management"
 
-REGRESS = setup names migrations schema_tenants migrate drop database_tenants
+REGRESS = setup names migrations schema_tenants migrate drop database_tenants triggers security
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
 # isolation specs and their expected output live under test/
-ISOLATION = tenant_locks
+ISOLATION = tenant_locks customers
 ISOLATION_OPTS = --inputdir=test --temp-instance=tmp_check_iso --temp-config=test/regress.conf
 
 TAP_TESTS = 1

@@ -48,7 +48,7 @@ CREATE TABLE tenant_mgr.event (
     id        bigint PRIMARY KEY DEFAULT nextval('tenant_mgr.event_id_seq'),
     run_id    bigint NOT NULL,
     tenant    text NOT NULL,
-    action    text NOT NULL CHECK (action IN ('create', 'up', 'down', 'drop')),
+    action    text NOT NULL CHECK (action IN ('create', 'up', 'down', 'drop', 'rename')),
     version   bigint,
     status    text NOT NULL CHECK (status IN ('ok', 'failed', 'skipped')),
     sqlstate  text,
@@ -74,6 +74,7 @@ CREATE TABLE tenant_mgr.job (
     object_name  name NOT NULL,
     database_oid oid,
     owner        name NOT NULL,
+    own_role     boolean NOT NULL DEFAULT true,
     force        boolean NOT NULL DEFAULT false,
     requested_by name NOT NULL DEFAULT current_user,
     attempts     integer NOT NULL DEFAULT 0,
@@ -185,6 +186,85 @@ AS 'MODULE_PATHNAME', 'tenant_drop';
 COMMENT ON FUNCTION tenant_mgr.tenant_drop(text, boolean, boolean) IS
     'drops a tenant created by tenant_mgr, and nothing else (a database tenant: after commit)';
 
+CREATE FUNCTION tenant_mgr.tenant_rename(name text, new_name text)
+RETURNS tenant_mgr.tenant
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_rename';
+COMMENT ON FUNCTION tenant_mgr.tenant_rename(text, text) IS
+    'renames a tenant: its schema or database, its owner role and its catalog row';
+
+CREATE FUNCTION tenant_mgr.customers_trigger()
+RETURNS trigger
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'customers_trigger';
+COMMENT ON FUNCTION tenant_mgr.customers_trigger() IS
+    'AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW trigger: arguments name=<column>, isolation=schema|database, on_delete=drop|keep, mode=inline|queued';
+
+CREATE FUNCTION tenant_mgr.provisioning_trigger(
+    customers regclass,
+    name_column name,
+    isolation text DEFAULT 'schema',
+    on_delete text DEFAULT 'drop',
+    mode text DEFAULT 'inline',
+    definer regrole DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel name;
+    nsp name;
+    wrapper text;
+    fn text := 'tenant_mgr.customers_trigger';
+    args text;
+BEGIN
+    IF customers IS NULL OR name_column IS NULL THEN
+        RAISE EXCEPTION 'customers and name_column must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF isolation NOT IN ('schema', 'database') OR on_delete NOT IN ('drop', 'keep')
+       OR mode NOT IN ('inline', 'queued') THEN
+        RAISE EXCEPTION 'invalid provisioning options: isolation %, on_delete %, mode %',
+                        isolation, on_delete, mode
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'isolation is schema or database, on_delete drop or keep, mode inline or queued.';
+    END IF;
+    SELECT c.relname, n.nspname INTO rel, nsp
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = customers;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                    WHERE attrelid = customers AND attname = name_column
+                      AND attnum > 0 AND NOT attisdropped) THEN
+        RAISE EXCEPTION 'column "%" of relation "%" does not exist', name_column, rel
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    args := format('%L, %L, %L, %L', 'name=' || name_column, 'isolation=' || isolation,
+                   'on_delete=' || on_delete, 'mode=' || mode);
+
+    -- a SECURITY DEFINER wrapper owned by the definer does the privileged part
+    IF definer IS NOT NULL THEN
+        wrapper := rel || '_provision';
+        IF octet_length(wrapper) > 63 THEN
+            RAISE EXCEPTION 'function name "%" would be too long', wrapper
+                USING ERRCODE = 'name_too_long';
+        END IF;
+        fn := format('%I.%I', nsp, wrapper);
+        EXECUTE format('CREATE FUNCTION %s() RETURNS trigger LANGUAGE C VOLATILE'
+                       ' SECURITY DEFINER SET search_path = pg_catalog, pg_temp'
+                       ' AS %L, %L', fn, 'MODULE_PATHNAME', 'customers_trigger');
+        EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', fn);
+        EXECUTE format('ALTER FUNCTION %s() OWNER TO %s', fn, definer);
+    END IF;
+    EXECUTE format('CREATE TRIGGER tenant_mgr_provisioning'
+                   ' AFTER INSERT OR UPDATE OF %I OR DELETE ON %s'
+                   ' FOR EACH ROW EXECUTE FUNCTION %s(%s)',
+                   name_column, customers, fn, args);
+    RETURN fn;
+END
+$$;
+COMMENT ON FUNCTION tenant_mgr.provisioning_trigger(regclass, name, text, text, text, regrole) IS
+    'attaches the provisioning trigger to a customers table, through a SECURITY DEFINER wrapper owned by definer if given';
+
 CREATE FUNCTION tenant_mgr.tenant_wait(name text, timeout interval DEFAULT '5 minutes')
 RETURNS boolean
 LANGUAGE C CALLED ON NULL INPUT VOLATILE
@@ -214,6 +294,9 @@ REVOKE ALL ON FUNCTION
     tenant_mgr.tenant_migrate(text, bigint, boolean),
     tenant_mgr.tenant_drop(text, boolean, boolean),
     tenant_mgr.tenant_wait(text, interval),
+    tenant_mgr.tenant_rename(text, text),
+    tenant_mgr.customers_trigger(),
+    tenant_mgr.provisioning_trigger(regclass, name, text, text, text, regrole),
     tenant_mgr.tenant_use(text, boolean),
     tenant_mgr.verify()
 FROM PUBLIC;

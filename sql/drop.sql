@@ -68,4 +68,6 @@ SELECT count(*) AS survivor_tables FROM pg_tables WHERE schemaname = 'tenant_sur
 SET client_min_messages = warning;
 DROP SCHEMA tenant_survivor CASCADE;
 RESET client_min_messages;
+DROP ROLE tenant_survivor;
+SELECT count(*) AS tenant_roles_left FROM pg_roles WHERE rolname LIKE 'tenant\_%';
 DROP ROLE regress_tm_owner;

@@ -3,9 +3,14 @@
 
 SELECT name, isolation, object_name, state, version, last_error, metadata
   FROM tenant_mgr.tenant_create('acme', metadata => '{"plan": "pro"}');
-SELECT n.nspname, n.nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) AS owned_by_caller,
-       obj_description(n.oid, 'pg_namespace') AS comment
-  FROM pg_namespace n WHERE nspname = 'tenant_acme';
+-- its own NOLOGIN owner role, marked like the schema
+SELECT n.nspname, n.nspowner::regrole AS owner, r.rolcanlogin, r.rolsuper,
+       obj_description(n.oid, 'pg_namespace') AS comment,
+       shobj_description(r.oid, 'pg_authid') AS role_comment
+  FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+ WHERE nspname = 'tenant_acme';
+SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'tenant_acme';
+SELECT has_schema_privilege('public', 'tenant_acme', 'USAGE') AS public_usage;
 -- the marker: the catalog records the OID of the schema it created
 SELECT t.object_oid = 'tenant_acme'::regnamespace::oid AS marker_matches
   FROM tenant_mgr.tenant t WHERE name = 'acme';

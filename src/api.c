@@ -21,6 +21,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -40,6 +41,15 @@ PG_FUNCTION_INFO_V1(tenant_create);
 PG_FUNCTION_INFO_V1(tenant_migrate);
 PG_FUNCTION_INFO_V1(tenant_drop);
 PG_FUNCTION_INFO_V1(tenant_use);
+PG_FUNCTION_INFO_V1(tenant_rename);
+
+/* Runs one utility statement through SPI as the current user. */
+static void
+tm_utility(const char *sql)
+{
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not run \"%s\"", sql);
+}
 
 /* Returns text argument argno as a C string; NULL is an error. */
 static char *
@@ -65,6 +75,23 @@ tm_is_database(const char *isolation)
 			 errmsg("invalid isolation \"%s\"", isolation),
 			 errhint("Valid values are \"schema\" and \"database\".")));
 	return false;				/* keep compiler quiet */
+}
+
+/*
+ * Points t->schema at the tenant's schema as it is named now, if it carries
+ * tenant_mgr's marks; anything else is never migrated or used.
+ */
+static void
+tm_resolve_schema(TmTenant *t)
+{
+	Oid			nspoid = tm_schema_find(t);
+
+	if (!OidIsValid(nspoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant \"%s\" has no schema created by tenant_mgr", t->name),
+				 errhint("Compare the catalog with reality: SELECT * FROM tenant_mgr.verify().")));
+	t->schema = get_namespace_name(nspoid);
 }
 
 /* Only tenants in state "ready" can be migrated or used. */
@@ -126,46 +153,113 @@ tm_try(void (*fn) (void *), void *arg)
 }
 
 /*
+ * Creates a tenant (see tenant_create); returns nothing, the catalog row
+ * tells the result.  With wait false, only records the tenant as
+ * "creating" and queues a job: no per-tenant lock is taken, so a bulk
+ * INSERT through a trigger stays cheap; a concurrent creation of the same
+ * name waits for the other transaction and then fails.  Expects an SPI
+ * connection.
+ */
+void
+tm_create(const char *name, const char *isolation, const char *owner,
+		  const char *metadata, bool wait)
+{
+	bool		database = tm_is_database(isolation);
+	bool		own_role = (owner == NULL);
+	TmTenant	t;
+	List	   *steps;
+	ListCell   *lc;
+	int64		run_id;
+	instr_time	start;
+
+	INSTR_TIME_SET_CURRENT(start);
+	tm_check_tenant_name(name);
+	if (database && owner != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the owner of a database tenant cannot be chosen"),
+				 errdetail("Each database tenant gets an owner role of its own, named like its database.")));
+	if (owner != NULL)
+		/* the role must exist and the caller must be able to become it */
+		check_is_member_of_role(GetUserId(), get_role_oid(owner, false));
+
+	memset(&t, 0, sizeof(t));
+	t.name = (char *) name;
+	t.isolation = database ? TM_ISOLATION_DATABASE : TM_ISOLATION_SCHEMA;
+	t.object_name = tm_object_name(name);
+	t.owner = owner ? (char *) owner : t.object_name;
+	t.schema = database ? "public" : t.object_name;
+
+	if (database)
+	{
+		if (wait)
+		{
+			tm_tenant_lock(name);
+			if (tm_tenant_fetch(name, true) != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_OBJECT),
+						 errmsg("tenant \"%s\" already exists", name)));
+		}
+		tm_dbtenant_create(name, metadata, wait);
+		return;
+	}
+
+	if (!wait)
+	{
+		if (tm_tenant_fetch(name, true) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("tenant \"%s\" already exists", name)));
+		if (OidIsValid(get_namespace_oid(t.object_name, true)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_SCHEMA),
+					 errmsg("schema \"%s\" already exists", t.object_name),
+					 errdetail("It was not created by tenant_mgr, which never adopts an existing schema."),
+					 errhint("Choose another tenant name.")));
+		if (!tm_tenant_reserve(name, TM_ISOLATION_SCHEMA, t.object_name,
+							   t.owner, metadata))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("tenant \"%s\" already exists", name)));
+		(void) tm_job_queue(name, "create", t.object_name, InvalidOid,
+							t.owner, own_role, false);
+		return;
+	}
+
+	tm_tenant_lock(name);
+	if (tm_tenant_fetch(name, true) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("tenant \"%s\" already exists", name)));
+	steps = tm_schematenant_build(&t, tm_migration_list(), own_role);
+	tm_tenant_insert(name, TM_ISOLATION_SCHEMA, t.object_name, t.object_oid,
+					 t.owner, t.version, metadata, "ready");
+	run_id = tm_run_id();
+	foreach(lc, steps)
+	{
+		TmStep	   *s = lfirst(lc);
+
+		tm_event_log(run_id, name, "up", s->migration->version, "ok", NULL, s->ms);
+	}
+	tm_event_log(run_id, name, "create", 0, "ok", NULL, tm_elapsed_ms(start));
+}
+
+/*
  * tenant_create(name, isolation, owner, metadata, wait) returns tenant_mgr.tenant
  *
  * A schema tenant is created in the caller's transaction.  A database
- * tenant is created by executors (dbtenant.c), or queued when not wait.
+ * tenant is created by executors (dbtenant.c).  Either is only queued, for
+ * the launcher to create after commit, when not wait.
  */
 Datum
 tenant_create(PG_FUNCTION_ARGS)
 {
 	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
 	char	   *isolation = tm_arg_cstring(fcinfo, 1, "isolation");
-	char	   *owner;
+	char	   *owner = PG_ARGISNULL(2) ? NULL : pstrdup(NameStr(*PG_GETARG_NAME(2)));
 	char	   *metadata = "{}";
-	TmTenant	t;
-	List	   *steps;
-	ListCell   *lc;
-	int64		current;
-	int64		run_id;
-	instr_time	start;
-	Datum		result;
-
-	bool		database;
 	bool		wait = PG_ARGISNULL(4) || PG_GETARG_BOOL(4);
-
-	INSTR_TIME_SET_CURRENT(start);
-	database = tm_is_database(isolation);
-	tm_check_tenant_name(name);
-
-	if (database && !PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("the owner of a database tenant cannot be chosen"),
-				 errdetail("Each database tenant gets an owner role of its own, named like its database.")));
-	if (PG_ARGISNULL(2))
-		owner = GetUserNameFromId(GetUserId(), false);
-	else
-	{
-		owner = NameStr(*PG_GETARG_NAME(2));
-		/* the role must exist and the caller must be able to become it */
-		check_is_member_of_role(GetUserId(), get_role_oid(owner, false));
-	}
+	Datum		result;
 
 	if (!PG_ARGISNULL(3))
 	{
@@ -178,66 +272,8 @@ tenant_create(PG_FUNCTION_ARGS)
 		metadata = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
 	}
 
-	memset(&t, 0, sizeof(t));
-	t.name = name;
-	t.isolation = TM_ISOLATION_SCHEMA;
-	t.object_name = tm_object_name(name);
-	t.owner = owner;
-	t.schema = t.object_name;
-
 	tm_spi_connect();
-	tm_tenant_lock(name);
-	if (tm_tenant_fetch(name, true) != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("tenant \"%s\" already exists", name)));
-	if (database)
-	{
-		tm_dbtenant_create(name, metadata, wait);
-		result = tm_tenant_row(name);
-		tm_spi_finish();
-		PG_RETURN_DATUM(result);
-	}
-	if (OidIsValid(get_namespace_oid(t.object_name, true)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_SCHEMA),
-				 errmsg("schema \"%s\" already exists", t.object_name),
-				 errdetail("It was not created by tenant_mgr, which never adopts an existing schema."),
-				 errhint("Choose another tenant name.")));
-
-	if (SPI_execute(psprintf("CREATE SCHEMA %s AUTHORIZATION %s",
-							 quote_identifier(t.object_name),
-							 quote_identifier(owner)),
-					false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not create schema \"%s\"", t.object_name);
-	t.object_oid = get_namespace_oid(t.object_name, false);
-	if (SPI_execute(psprintf("COMMENT ON SCHEMA %s IS %s",
-							 quote_identifier(t.object_name),
-							 quote_literal_cstr(tm_schema_marker(name))),
-					false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not comment on schema \"%s\"", t.object_name);
-
-	tm_ledger_create(&t);
-	steps = tm_migration_plan(&t, tm_migration_list(), PG_INT64_MAX, &current);
-	foreach(lc, steps)
-	{
-		TmStep	   *s = lfirst(lc);
-
-		tm_migration_apply(&t, s);
-		current = s->migration->version;
-	}
-
-	tm_tenant_insert(name, TM_ISOLATION_SCHEMA, t.object_name, t.object_oid,
-					 owner, current, metadata, "ready");
-	run_id = tm_run_id();
-	foreach(lc, steps)
-	{
-		TmStep	   *s = lfirst(lc);
-
-		tm_event_log(run_id, name, "up", s->migration->version, "ok", NULL, s->ms);
-	}
-	tm_event_log(run_id, name, "create", 0, "ok", NULL, tm_elapsed_ms(start));
-
+	tm_create(name, isolation, owner, metadata, wait);
 	result = tm_tenant_row(name);
 	tm_spi_finish();
 	PG_RETURN_DATUM(result);
@@ -293,6 +329,7 @@ tm_lock_and_plan(void *arg)
 	TmMigrateState *ms = (TmMigrateState *) arg;
 
 	tm_tenant_lock(ms->tenant->name);
+	tm_resolve_schema(ms->tenant);
 	ms->steps = tm_migration_plan(ms->tenant, ms->migrations, ms->target,
 								  &ms->current);
 }
@@ -574,105 +611,40 @@ tenant_migrate(PG_FUNCTION_ARGS)
 }
 
 /*
- * Raises an error listing objects outside the schema that depend on objects
- * inside it: DROP SCHEMA ... CASCADE would take them along, and tenant_mgr
- * touches nothing it did not create.
+ * Drops a tenant (see tenant_drop).  Returns false when there was no such
+ * tenant and if_exists.  Expects an SPI connection.
  */
-static void
-tm_check_no_outside_dependents(const TmTenant *t, Oid nspoid)
+bool
+tm_drop(const char *name, bool if_exists, bool force)
 {
-	Oid			types[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(nspoid)};
-	StringInfoData list;
-	uint64		i;
-
-	if (SPI_execute_with_args(
-							  "SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, 0)"
-							  "  FROM pg_catalog.pg_depend d"
-							  "  JOIN (SELECT 'pg_catalog.pg_class'::pg_catalog.regclass AS cls, oid FROM pg_catalog.pg_class WHERE relnamespace = $1"
-							  "        UNION ALL SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, oid FROM pg_catalog.pg_type WHERE typnamespace = $1"
-							  "        UNION ALL SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, oid FROM pg_catalog.pg_proc WHERE pronamespace = $1) o"
-							  "    ON d.refclassid = o.cls AND d.refobjid = o.oid"
-							  " WHERE d.deptype IN ('n', 'a')"
-							  "   AND COALESCE(CASE d.classid"
-							  "     WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = d.objid)"
-							  "     WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN (SELECT typnamespace FROM pg_catalog.pg_type WHERE oid = d.objid)"
-							  "     WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN (SELECT pronamespace FROM pg_catalog.pg_proc WHERE oid = d.objid)"
-							  "     WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN (SELECT connamespace FROM pg_catalog.pg_constraint WHERE oid = d.objid)"
-							  "     WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class WHERE r.oid = d.objid)"
-							  "     WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid = g.tgrelid WHERE g.oid = d.objid)"
-							  "     WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_attrdef a JOIN pg_catalog.pg_class c ON c.oid = a.adrelid WHERE a.oid = d.objid)"
-							  "     WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid WHERE p.oid = d.objid)"
-							  "     WHEN 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass THEN (SELECT stxnamespace FROM pg_catalog.pg_statistic_ext WHERE oid = d.objid)"
-							  "   END, 0) OPERATOR(pg_catalog.<>) $1"
-							  " ORDER BY 1",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_depend");
-	if (SPI_processed == 0)
-		return;
-
-	initStringInfo(&list);
-	for (i = 0; i < SPI_processed && i < 10; i++)
-		appendStringInfo(&list, "%s%s", i > 0 ? ", " : "",
-						 SPI_getvalue(SPI_tuptable->vals[i],
-									  SPI_tuptable->tupdesc, 1));
-	if (SPI_processed > 10)
-		appendStringInfoString(&list, ", ...");
-	ereport(ERROR,
-			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-			 errmsg("cannot drop tenant \"%s\" because objects outside its schema depend on it",
-					t->name),
-			 errdetail("Objects outside schema \"%s\": %s.", t->object_name, list.data),
-			 errhint("Drop those objects first; tenant_mgr drops only what it created.")));
-}
-
-/*
- * tenant_drop(name, if_exists, force) returns bool
- *
- * A database tenant is detached in the caller's transaction and dropped by
- * the launcher after commit (dbtenant.c); force terminates other sessions
- * using it.
- * Drops the schema only if it carries tenant_mgr's marks (marker.c).  If
- * there is no such schema, the catalog row goes and whatever now has the
- * name is left alone.
- */
-Datum
-tenant_drop(PG_FUNCTION_ARGS)
-{
-	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
-	bool		if_exists = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
-	bool		force = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	TmTenant   *t;
 	Oid			nspoid;
-	int			save_nestlevel;
 	instr_time	start;
 
 	INSTR_TIME_SET_CURRENT(start);
-	tm_spi_connect();
 	tm_tenant_lock(name);
 	t = tm_tenant_fetch(name, if_exists);
 	if (t == NULL)
 	{
 		ereport(NOTICE,
 				(errmsg("tenant \"%s\" does not exist, skipping", name)));
-		tm_spi_finish();
-		PG_RETURN_BOOL(false);
+		return false;
 	}
+	if (strcmp(t->state, "creating") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("tenant \"%s\" is still being created", name),
+				 errhint("Wait for it with tenant_mgr.tenant_wait('%s'), then drop it.", name)));
+
 	if (tm_is_database(t->isolation))
 	{
-		if (strcmp(t->state, "creating") == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_IN_USE),
-					 errmsg("tenant \"%s\" is still being created", name),
-					 errhint("Wait for it with tenant_mgr.tenant_wait('%s'), then drop it.", name)));
 		if (!tm_dbtenant_detach(t, force))
 			ereport(NOTICE,
 					(errmsg("database of tenant \"%s\" no longer exists", name),
 					 errdetail("Only its catalog row is removed.")));
 		/* the launcher drops the database after commit and logs the event */
 		tm_tenant_delete(name);
-		tm_spi_finish();
-		PG_RETURN_BOOL(true);
+		return true;
 	}
 
 	nspoid = tm_schema_find(t);
@@ -687,29 +659,152 @@ tenant_drop(PG_FUNCTION_ARGS)
 			ereport(NOTICE,
 					(errmsg("schema of tenant \"%s\" no longer exists", name),
 					 errdetail("Only its catalog row is removed.")));
+		tm_owner_role_drop(t->owner, t->name);
 	}
 	else
-	{
-		char	   *nspname = get_namespace_name(nspoid);
-
-		tm_check_no_outside_dependents(t, nspoid);
-
-		/* the cascade's list of dropped objects is noise here */
-		save_nestlevel = NewGUCNestLevel();
-		(void) set_config_option("client_min_messages", "warning",
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-								 true, 0, false);
-		if (SPI_execute(psprintf("DROP SCHEMA %s CASCADE",
-								 quote_identifier(nspname)),
-						false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "could not drop schema \"%s\"", nspname);
-		AtEOXact_GUC(true, save_nestlevel);
-	}
+		tm_schematenant_drop(t, nspoid);
 
 	tm_tenant_delete(name);
 	tm_event_log(tm_run_id(), name, "drop", 0, "ok", NULL, tm_elapsed_ms(start));
+	return true;
+}
+
+/*
+ * tenant_drop(name, if_exists, force) returns bool
+ *
+ * Drops the schema only if it carries tenant_mgr's marks (marker.c), then
+ * its owner role if tenant_mgr created it.  If there is no such schema, the
+ * catalog row goes and whatever now has the name is left alone.  A
+ * database tenant is detached in the caller's transaction and dropped by
+ * the launcher after commit (dbtenant.c); force terminates other sessions
+ * using it.
+ */
+Datum
+tenant_drop(PG_FUNCTION_ARGS)
+{
+	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
+	bool		if_exists = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	bool		force = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	bool		dropped;
+
+	tm_spi_connect();
+	dropped = tm_drop(name, if_exists, force);
 	tm_spi_finish();
-	PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(dropped);
+}
+
+/*
+ * Renames a tenant in the caller's transaction: its schema or database, its
+ * owner role when tenant_mgr created it, their marks, and the catalog row.
+ * A database being used by other sessions cannot be renamed.  Expects an
+ * SPI connection.
+ */
+void
+tm_rename(const char *name, const char *new_name)
+{
+	TmTenant   *t;
+	char	   *object;
+	char	   *owner;
+	char	   *marker = tm_schema_marker(new_name);
+	bool		database;
+	Oid			types[4] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID};
+	Datum		values[4];
+	instr_time	start;
+
+	INSTR_TIME_SET_CURRENT(start);
+	tm_check_tenant_name(new_name);
+	/* both names, in a fixed order */
+	tm_tenant_lock(strcmp(name, new_name) < 0 ? name : new_name);
+	tm_tenant_lock(strcmp(name, new_name) < 0 ? new_name : name);
+	t = tm_tenant_fetch(name, false);
+	tm_require_ready(t);
+	if (tm_tenant_fetch(new_name, true) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("tenant \"%s\" already exists", new_name)));
+	database = tm_is_database(t->isolation);
+	object = tm_object_name(new_name);
+	owner = t->owner;
+
+	if (database)
+	{
+		Oid			dboid;
+
+		tm_require_control_database();
+		dboid = tm_database_find(t);
+		if (!OidIsValid(dboid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_DATABASE),
+					 errmsg("database of tenant \"%s\" does not exist", name)));
+		if (OidIsValid(get_database_oid(object, true)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_DATABASE),
+					 errmsg("database \"%s\" already exists", object)));
+		tm_utility(psprintf("ALTER DATABASE %s RENAME TO %s",
+							quote_identifier(get_database_name(dboid)),
+							quote_identifier(object)));
+		tm_utility(psprintf("COMMENT ON DATABASE %s IS %s",
+							quote_identifier(object), quote_literal_cstr(marker)));
+	}
+	else
+	{
+		Oid			nspoid = tm_schema_find(t);
+
+		if (!OidIsValid(nspoid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_SCHEMA),
+					 errmsg("schema of tenant \"%s\" does not exist", name)));
+		if (OidIsValid(get_namespace_oid(object, true)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_SCHEMA),
+					 errmsg("schema \"%s\" already exists", object)));
+		tm_utility(psprintf("ALTER SCHEMA %s RENAME TO %s",
+							quote_identifier(get_namespace_name(nspoid)),
+							quote_identifier(object)));
+		tm_utility(psprintf("COMMENT ON SCHEMA %s IS %s",
+							quote_identifier(object), quote_literal_cstr(marker)));
+	}
+
+	/* the owner role follows when it is tenant_mgr's */
+	if (tm_role_is_ours(t->owner, name))
+	{
+		if (OidIsValid(get_role_oid(object, true)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("role \"%s\" already exists", object)));
+		tm_utility(psprintf("ALTER ROLE %s RENAME TO %s",
+							quote_identifier(t->owner), quote_identifier(object)));
+		tm_utility(psprintf("COMMENT ON ROLE %s IS %s",
+							quote_identifier(object), quote_literal_cstr(marker)));
+		owner = object;
+	}
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(new_name);
+	values[2] = DirectFunctionCall1(namein, CStringGetDatum(object));
+	values[3] = DirectFunctionCall1(namein, CStringGetDatum(owner));
+	tm_catalog_exec("UPDATE tenant_mgr.tenant SET name = $2, object_name = $3,"
+					" owner = $4, updated_at = now() WHERE name = $1",
+					4, types, values, NULL, SPI_OK_UPDATE);
+	tm_event_log(tm_run_id(), new_name, "rename", 0, "ok", NULL,
+				 tm_elapsed_ms(start));
+}
+
+/*
+ * tenant_rename(name, new_name) returns tenant_mgr.tenant
+ */
+Datum
+tenant_rename(PG_FUNCTION_ARGS)
+{
+	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
+	char	   *new_name = tm_arg_cstring(fcinfo, 1, "new tenant name");
+	Datum		result;
+
+	tm_spi_connect();
+	tm_rename(name, new_name);
+	result = tm_tenant_row(new_name);
+	tm_spi_finish();
+	PG_RETURN_DATUM(result);
 }
 
 /*
@@ -734,7 +829,9 @@ tenant_use(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("tenant \"%s\" is a database tenant", name),
 				 errhint("Connect to database \"%s\" instead.", t->object_name)));
-	path = tm_search_path(t->object_name);
+	tm_require_ready(t);
+	tm_resolve_schema(t);
+	path = tm_search_path(t->schema);
 	(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION,
 							 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
 							 true, 0, false);

@@ -26,6 +26,7 @@
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/snapmgr.h"
@@ -139,8 +140,10 @@ tm_catalog_owner(void)
  * The catalog is read and written as its owner: callers need EXECUTE on
  * tenant_mgr's functions, never privileges on its tables, so direct DML on
  * the catalog or the queue is no way around the checks the functions make.
- * Everything else (the DDL on tenants) runs as the caller.  An error
- * restores the caller's identity with the (sub)transaction's abort.
+ * Everything else (the DDL on tenants) runs as the caller.  The search_path
+ * is pinned to pg_catalog, so that nothing a caller planted runs with the
+ * owner's rights.  An error restores the caller's identity and settings
+ * with the (sub)transaction's abort.
  */
 static void
 tm_exec(int planid, const char *sql, int nargs, Oid *types, Datum *values,
@@ -149,10 +152,16 @@ tm_exec(int planid, const char *sql, int nargs, Oid *types, Datum *values,
 	int			rc;
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(tm_catalog_owner(),
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	/* a caller's search_path must not pick the functions we call */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 
 	if (planid >= 0)
 	{
@@ -172,6 +181,7 @@ tm_exec(int planid, const char *sql, int nargs, Oid *types, Datum *values,
 	else
 		rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 
+	AtEOXact_GUC(true, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (rc != expected)
 		elog(ERROR, "SPI_execute failed for \"%s\": %s",
@@ -281,6 +291,33 @@ tm_tenant_insert(const char *name, const char *isolation,
 			" (name, isolation, object_name, object_oid, owner, version, metadata, state)"
 			" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
 			8, types, values, NULL, SPI_OK_INSERT);
+}
+
+/*
+ * Records a new tenant in state "creating", for queued work.  Returns false
+ * if a tenant of that name exists (after waiting for a transaction that is
+ * inserting it).
+ */
+bool
+tm_tenant_reserve(const char *name, const char *isolation,
+				  const char *object_name, const char *owner,
+				  const char *metadata)
+{
+	Oid			types[5] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID, TEXTOID};
+	Datum		values[5];
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(isolation);
+	values[2] = DirectFunctionCall1(namein, CStringGetDatum(object_name));
+	values[3] = DirectFunctionCall1(namein, CStringGetDatum(owner));
+	values[4] = CStringGetTextDatum(metadata);
+	tm_exec(-1,
+			"INSERT INTO tenant_mgr.tenant"
+			" (name, isolation, object_name, object_oid, owner, version, metadata, state)"
+			" VALUES ($1, $2, $3, 0, $4, 0, $5::jsonb, 'creating')"
+			" ON CONFLICT DO NOTHING",
+			5, types, values, NULL, SPI_OK_INSERT);
+	return SPI_processed == 1;
 }
 
 /* Records a tenant's version (the ledger's, just written) and last error. */

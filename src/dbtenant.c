@@ -259,10 +259,13 @@ tm_dbtenant_create(const char *name, const char *metadata, bool wait)
 
 	if (!wait)
 	{
-		tm_tenant_insert(name, TM_ISOLATION_DATABASE, t->object_name, InvalidOid,
-						 t->owner, 0, metadata, "creating");
+		if (!tm_tenant_reserve(name, TM_ISOLATION_DATABASE, t->object_name,
+							   t->owner, metadata))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("tenant \"%s\" already exists", name)));
 		(void) tm_job_queue(name, "create", t->object_name, InvalidOid,
-							t->owner, false);
+							t->owner, true, false);
 		return;
 	}
 
@@ -477,7 +480,7 @@ tm_dbtenant_detach(TmTenant *t, bool force)
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not detach database \"%s\"", dbname);
 
-	(void) tm_job_queue(t->name, "drop", detached, dboid, t->owner, force);
+	(void) tm_job_queue(t->name, "drop", detached, dboid, t->owner, true, force);
 	return true;
 }
 

@@ -23,6 +23,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -116,6 +117,7 @@ tm_exec_prepare(TmExecAction action, Oid dboid, const TmTenant *tenant,
 		task->version = tenant->version;
 	}
 	task->target = PG_INT64_MAX;
+	task->driver_procno = MyProc->pgprocno;
 	task->state = TM_EXEC_PENDING;
 	task->nmigrations = list_length(migrations);
 	task->migrations_off = offsetof(TmExecTask, steps) + steps;
@@ -174,7 +176,7 @@ tm_task_migrations(TmExecTask *task)
 
 /*
  * Starts the executor of a prepared run.  Returns false, starting nothing,
- * when no background worker slot is free.
+ * when no background worker slot is free within a second.
  */
 bool
 tm_exec_launch(TmExecRun *run)
@@ -194,7 +196,24 @@ tm_exec_launch(TmExecRun *run)
 	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(run->seg));
 	worker.bgw_notify_pid = MyProcPid;
 
-	return RegisterDynamicBackgroundWorker(&worker, &run->handle);
+	if (RegisterDynamicBackgroundWorker(&worker, &run->handle))
+		return true;
+
+	/*
+	 * A driver stops waiting as soon as its executor reports, before the
+	 * executor has exited and given its slot back; give that exit a moment
+	 * (the postmaster sets our latch when one of our workers is gone).
+	 */
+	for (int i = 0; i < 20; i++)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 50L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (RegisterDynamicBackgroundWorker(&worker, &run->handle))
+			return true;
+	}
+	return false;
 }
 
 /* Marks a run failed by the driver (the executor could not say why). */
@@ -209,9 +228,10 @@ tm_exec_fail(TmExecRun *run, int sqlerrcode, const char *message)
 }
 
 /*
- * Waits until the executor has exited, at most tenant_mgr.job_timeout.  An
- * executor that exits without a result, or runs out of time, leaves a
- * failure in the task.  On interrupts the executor is terminated first.
+ * Waits until the executor has reported its result (it sets our latch) or
+ * has exited, at most tenant_mgr.job_timeout.  An executor that exits
+ * without a result, or runs out of time, leaves a failure in the task.  On
+ * interrupts the executor is terminated first.
  */
 void
 tm_exec_wait(TmExecRun *run)
@@ -225,6 +245,10 @@ tm_exec_wait(TmExecRun *run)
 			pid_t		pid;
 			BgwHandleStatus status;
 
+			/* the result counts, not the exit, which takes a while */
+			pg_read_barrier();
+			if (run->task->state != TM_EXEC_PENDING)
+				break;
 			status = GetBackgroundWorkerPid(run->handle, &pid);
 			if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED)
 				break;

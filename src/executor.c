@@ -35,10 +35,12 @@
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
+#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -59,7 +61,9 @@ tm_executor_log_hook(ErrorData *edata)
 		strlcpy(tm_task->detail, edata->detail ? edata->detail : "", TM_MSG_LEN);
 		strlcpy(tm_task->hint, edata->hint ? edata->hint : "", TM_MSG_LEN);
 		strlcpy(tm_task->context, edata->context ? edata->context : "", TM_MSG_LEN);
+		pg_write_barrier();
 		tm_task->state = TM_EXEC_FAILED;
+		SetLatch(&ProcGlobal->allProcs[tm_task->driver_procno].procLatch);
 	}
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
@@ -455,6 +459,8 @@ tm_executor_main(Datum arg)
 
 	BackgroundWorkerInitializeConnectionByOid(tm_task->dboid, BOOTSTRAP_SUPERUSERID,
 											  BGWORKER_BYPASS_ALLOWCONN);
+	/* no database or role setting may pick what a superuser runs */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 
 	switch (tm_task->action)
 	{
@@ -471,6 +477,8 @@ tm_executor_main(Datum arg)
 			tm_exec_read_ledger(tm_task);
 			break;
 	}
+	pg_write_barrier();
 	tm_task->state = TM_EXEC_DONE;
+	SetLatch(&ProcGlobal->allProcs[tm_task->driver_procno].procLatch);
 	proc_exit(0);
 }

@@ -50,6 +50,7 @@ typedef struct TmJob
 	Oid			database_oid;
 	char	   *owner;
 	Oid			requester;
+	bool		own_role;
 	int			attempts;
 	instr_time	started;
 	int64		run_id;			/* groups the job's events; 0 until known */
@@ -161,8 +162,85 @@ tm_job_exec(TmJob *job, TmExecRun *run)
 }
 
 /*
- * A queued create: the same executors as an interactive one, then the
- * tenant row becomes "ready".  A failure leaves an intent of a failed job,
+ * A queued schema tenant: built in one transaction of the launcher, as the
+ * role that queued it, together with its catalog row becoming "ready" and
+ * its job "done" (so a crash cannot leave the one without the other).
+ */
+static void
+tm_run_create_schema(TmJob *job)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	TmTenant	t;
+
+	memset(&t, 0, sizeof(t));
+	t.name = job->tenant;
+	t.isolation = TM_ISOLATION_SCHEMA;
+	t.object_name = job->object_name;
+	t.owner = job->owner;
+	t.schema = job->object_name;
+
+	PG_TRY();
+	{
+		Oid			save_userid;
+		int			save_sec_context;
+		List	   *steps;
+		ListCell   *lc;
+		int64		run_id;
+		instr_time	elapsed;
+
+		tm_xact_begin();
+		GetUserIdAndSecContext(&save_userid, &save_sec_context);
+		SetUserIdAndSecContext(job->requester,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		tm_tenant_lock(t.name);
+		steps = tm_schematenant_build(&t, tm_migration_list(), job->own_role);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+
+		tm_sql(psprintf("UPDATE tenant_mgr.tenant SET state = 'ready', object_oid = %u,"
+						" version = " INT64_FORMAT ", last_error = NULL, updated_at = now()"
+						" WHERE name = %s AND state = 'creating'",
+						t.object_oid, t.version, quote_literal_cstr(t.name)),
+			   SPI_OK_UPDATE);
+		tm_sql(psprintf("UPDATE tenant_mgr.job SET state = 'done', finished_at = now()"
+						" WHERE id = " INT64_FORMAT, job->id),
+			   SPI_OK_UPDATE);
+		run_id = tm_run_id();
+		foreach(lc, steps)
+		{
+			TmStep	   *s = lfirst(lc);
+
+			tm_event_log(run_id, t.name, "up", s->migration->version, "ok", NULL, s->ms);
+		}
+		INSTR_TIME_SET_CURRENT(elapsed);
+		INSTR_TIME_SUBTRACT(elapsed, job->started);
+		tm_event_log(run_id, t.name, "create", 0, "ok", NULL,
+					 INSTR_TIME_GET_MILLISEC(elapsed));
+		tm_xact_commit();
+		tm_current_job = 0;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		TmExecTask	failed;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+
+		memset(&failed, 0, sizeof(failed));
+		failed.state = TM_EXEC_FAILED;
+		failed.sqlerrcode = edata->sqlerrcode;
+		strlcpy(failed.message, edata->message ? edata->message : "", TM_MSG_LEN);
+		tm_job_finish(job, &failed);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * A queued create of a database tenant: the same executors as an
+ * interactive one, then the tenant row becomes "ready".  A failure leaves an intent of a failed job,
  * which the next reconciliation turns into a removed orphan.
  */
 static void
@@ -255,6 +333,22 @@ tm_run_drop(TmJob *job)
 	tm_exec_release(drop);
 }
 
+/* True if the job creates a schema tenant (its catalog row says so). */
+static bool
+tm_job_is_schema(TmJob *job)
+{
+	bool		schema;
+
+	tm_xact_begin();
+	tm_sql(psprintf("SELECT isolation = 'schema' FROM tenant_mgr.tenant WHERE name = %s",
+					quote_literal_cstr(job->tenant)),
+		   SPI_OK_SELECT);
+	schema = SPI_processed > 0 &&
+		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") == 0;
+	tm_xact_commit();
+	return schema;
+}
+
 /*
  * Claims the oldest runnable job (at most one running per tenant) and runs
  * it.  Returns false when there was none.
@@ -276,7 +370,7 @@ tm_run_next_job(void)
 		   "                                 WHERE r.tenant = j.tenant AND r.state = 'running')"
 		   "              ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED)"
 		   " RETURNING id, tenant, action, object_name, database_oid, owner,"
-		   "           requested_by, attempts",
+		   "           requested_by, attempts, own_role",
 		   SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed == 0)
 	{
@@ -295,6 +389,7 @@ tm_run_next_job(void)
 	job.owner = SPI_getvalue(tup, desc, 6);
 	requested_by = SPI_getvalue(tup, desc, 7);
 	job.attempts = atoi(SPI_getvalue(tup, desc, 8));
+	job.own_role = strcmp(SPI_getvalue(tup, desc, 9), "t") == 0;
 	job.run_id = 0;
 	INSTR_TIME_SET_CURRENT(job.started);
 	tm_current_job = job.id;
@@ -316,10 +411,12 @@ tm_run_next_job(void)
 		return true;
 	}
 
-	if (strcmp(job.action, "create") == 0)
-		tm_run_create(&job);
-	else
+	if (strcmp(job.action, "drop") == 0)
 		tm_run_drop(&job);
+	else if (tm_job_is_schema(&job))
+		tm_run_create_schema(&job);
+	else
+		tm_run_create(&job);
 	return true;
 }
 
@@ -484,6 +581,8 @@ tm_launcher_main(Datum arg)
 	on_shmem_exit(tm_launcher_unregister, (Datum) 0);
 
 	BackgroundWorkerInitializeConnection(tm_control_database, NULL, 0);
+	/* no database or role setting may pick what a superuser runs */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 	pgstat_report_appname("tenant_mgr launcher");
 
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "tenant_mgr launcher",

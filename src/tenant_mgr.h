@@ -103,6 +103,7 @@ typedef struct TmExecTask
 	Oid			database_oid;	/* DROP_DATABASE: the database to drop */
 	int64		target;
 	bool		force;
+	int			driver_procno;	/* whose latch to set when the result is in */
 	int			nmigrations;
 	Size		migrations_off;
 
@@ -188,7 +189,7 @@ extern TmExecRun *tm_dbtenant_read_ledger(const TmTenant *t, List *migrations);
 /* in jobs.c */
 extern int64 tm_job_queue(const char *tenant, const char *action,
 						  const char *object_name, Oid database_oid,
-						  const char *owner, bool force);
+						  const char *owner, bool own_role, bool force);
 extern void tm_jobs_init(void);
 extern void tm_wake_at_commit(void);
 extern void tm_wake_at_abort(void);
@@ -212,6 +213,9 @@ extern void tm_tenant_insert(const char *name, const char *isolation,
 							 const char *object_name, Oid object_oid,
 							 const char *owner, int64 version,
 							 const char *metadata, const char *state);
+extern bool tm_tenant_reserve(const char *name, const char *isolation,
+							  const char *object_name, const char *owner,
+							  const char *metadata);
 extern void tm_tenant_set_version(const char *name, int64 version,
 								  const char *last_error);
 extern void tm_tenant_delete(const char *name);
@@ -226,6 +230,21 @@ extern void tm_tenant_lock(const char *name);
 
 /* in registry.c */
 extern char *tm_checksum(const char *sql);
+
+/* in api.c */
+extern void tm_create(const char *name, const char *isolation,
+					  const char *owner, const char *metadata, bool wait);
+extern bool tm_drop(const char *name, bool if_exists, bool force);
+extern void tm_rename(const char *name, const char *new_name);
+
+/* in schematenant.c */
+extern bool tm_role_is_ours(const char *role, const char *tenant);
+extern void tm_owner_role_create(const char *role, const char *tenant);
+extern void tm_owner_role_drop(const char *role, const char *tenant);
+extern List *tm_schematenant_build(TmTenant *t, List *migrations,
+								   bool own_role);
+extern void tm_check_no_outside_dependents(const TmTenant *t, Oid nspoid);
+extern void tm_schematenant_drop(const TmTenant *t, Oid nspoid);
 
 /* in marker.c */
 extern char *tm_schema_marker(const char *tenant);
