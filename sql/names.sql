@@ -59,6 +59,9 @@ SELECT tenant_mgr.tenant_create('tenant_mgr');
 SELECT tenant_mgr.tenant_create('template1');
 \echo :LAST_ERROR_SQLSTATE
 RESET tenant_mgr.prefix;
+-- tenant_mgr's own names (detached databases are tenant_mgr_drop_<oid>)
+SELECT tenant_mgr.tenant_create('mgr_drop_16384');
+\echo :LAST_ERROR_SQLSTATE
 -- the prefix alone
 SELECT tenant_mgr.tenant_create('tenant');
 \echo :LAST_ERROR_SQLSTATE

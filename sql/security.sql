@@ -129,17 +129,43 @@ SELECT tenant_mgr.tenant_create('mine', owner => 'regress_other_owner');
 RESET ROLE;
 SELECT count(*) AS foreign_schema FROM pg_namespace WHERE nspname = 'tenant_foreign';
 
+-- 8. database tenants: no tenant's role may connect to another's database
+SELECT name FROM tenant_mgr.tenant_create('dbone', 'database');
+SELECT name FROM tenant_mgr.tenant_create('dbtwo', 'database');
+SELECT has_database_privilege('tenant_dbone', 'tenant_dbtwo', 'CONNECT') AS one_connects_two,
+       has_database_privilege('public', 'tenant_dbone', 'CONNECT') AS public_connects_one,
+       (SELECT rolcanlogin FROM pg_roles WHERE rolname = 'tenant_dbone') AS owner_can_login;
+
+-- 9. queued work is checked again when it runs: a requester that lost
+-- CREATEDB before the launcher got to its job gets nothing
+CREATE ROLE regress_creator CREATEDB CREATEROLE;
+GRANT USAGE ON SCHEMA tenant_mgr TO regress_creator;
+GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean) TO regress_creator;
+BEGIN;
+SET LOCAL ROLE regress_creator;
+SELECT name, state FROM tenant_mgr.tenant_create('revoked', 'database', wait => false);
+RESET ROLE;
+ALTER ROLE regress_creator NOCREATEDB;
+COMMIT;
+SELECT tenant_mgr.tenant_wait('revoked', '2 minutes') AS succeeded;
+SELECT tenant, action, state, sqlstate, message FROM tenant_mgr.jobs WHERE tenant = 'revoked';
+SELECT name, state, last_error FROM tenant_mgr.tenants WHERE name = 'revoked';
+SELECT count(*) AS revoked_databases FROM pg_database WHERE datname = 'tenant_revoked';
+
 -- nothing above made anyone a superuser
 SELECT rolname, rolsuper FROM pg_roles
- WHERE rolname IN ('regress_admin', 'regress_nobody', 'regress_other_owner', 'tenant_alpha', 'tenant_beta')
+ WHERE rolname IN ('regress_admin', 'regress_nobody', 'regress_other_owner', 'regress_creator',
+                   'tenant_alpha', 'tenant_beta', 'tenant_dbone', 'tenant_dbtwo')
  ORDER BY 1;
 SELECT * FROM tenant_mgr.verify();
 
 -- clean up
 SELECT count(*) AS dropped FROM tenant_mgr.tenants t, LATERAL tenant_mgr.tenant_drop(t.name) d;
+SELECT bool_and(tenant_mgr.tenant_wait(n, '2 minutes')) AS drops_done
+  FROM unnest(ARRAY['dbone', 'dbtwo']) n;
 DROP SCHEMA regress_evil CASCADE;
 SELECT format('REVOKE CREATE ON DATABASE %I FROM regress_admin', current_database()) \gexec
 DROP EXTENSION tenant_mgr;
-DROP OWNED BY regress_admin, regress_nobody, regress_other_owner;
-DROP ROLE regress_admin, regress_nobody, regress_other_owner;
+DROP OWNED BY regress_admin, regress_nobody, regress_other_owner, regress_creator;
+DROP ROLE regress_admin, regress_nobody, regress_other_owner, regress_creator;
 SELECT count(*) AS tenant_roles_left FROM pg_roles WHERE rolname LIKE 'tenant\_%';

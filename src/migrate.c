@@ -268,8 +268,9 @@ tm_migration_apply(const TmTenant *tenant, TmStep *step)
 /*
  * Returns the tenant's version once the step at lc of steps (a plan for
  * target) has committed.  Up: that migration's version.  Down: the next
- * version to revert, or the target after the last one (versions have no
- * gaps, so the target is in the ledger).
+ * version to revert, or the target after the last one (a tenant's ledger
+ * holds every registered version up to its own, so a registered target
+ * below it is in the ledger).
  */
 int64
 tm_version_after(List *steps, ListCell *lc, int64 target)

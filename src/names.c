@@ -76,6 +76,12 @@ tm_check_tenant_name(const char *name)
 					 errmsg("tenant name \"%s\" is reserved", name),
 					 errdetail("\"%s\" is the name of a system object.", object)));
 	}
+	/* tenant_mgr's own names, such as the detached tenant_mgr_drop_<oid> */
+	if (strncmp(object, "tenant_mgr_", 11) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("tenant name \"%s\" is reserved", name),
+				 errdetail("Names beginning with \"tenant_mgr_\" are reserved for tenant_mgr.")));
 	if (strncmp(object, "pg_", 3) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_RESERVED_NAME),
