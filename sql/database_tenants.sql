@@ -97,6 +97,33 @@ SELECT count(*) AS stray_databases FROM pg_database
  WHERE datname IN ('tenant_squat', 'tenant_rolesquat', 'tenant_owned', 'tenant_sneaky');
 SELECT count(*) AS intents_left FROM tenant_mgr.intent;
 
+-- an interactive create whose migration fails: the error comes back with its
+-- SQLSTATE and nothing is left behind
+SELECT tenant_mgr.migration_add(13, 'refuses_doomed',
+    $$DO $b$ BEGIN IF current_database() = 'tenant_doomed' THEN
+      RAISE EXCEPTION USING ERRCODE = '22012', MESSAGE = 'doomed refuses'; END IF; END $b$ $$);
+SELECT tenant_mgr.tenant_create('doomed', 'database');
+\echo :LAST_ERROR_SQLSTATE
+SELECT (SELECT count(*) FROM pg_database WHERE datname = 'tenant_doomed') AS databases,
+       (SELECT count(*) FROM pg_roles WHERE rolname = 'tenant_doomed') AS roles,
+       (SELECT count(*) FROM tenant_mgr.tenant WHERE name = 'doomed') AS catalog_rows,
+       (SELECT count(*) FROM tenant_mgr.intent) AS intents;
+
+-- a job the launcher cannot run (its requester is gone) fails, and the
+-- launcher goes on with the next one
+INSERT INTO tenant_mgr.tenant (name, isolation, object_name, object_oid, owner, state)
+  VALUES ('ghostly', 'database', 'tenant_ghostly', 0, 'tenant_ghostly', 'creating');
+INSERT INTO tenant_mgr.job (tenant, action, object_name, owner, requested_by)
+  VALUES ('ghostly', 'create', 'tenant_ghostly', 'tenant_ghostly', 'regress_no_such_role');
+SELECT name, state FROM tenant_mgr.tenant_create('aftermath', 'database', wait => false);
+SELECT tenant_mgr.tenant_wait('ghostly', '2 minutes') AS ghostly_succeeded,
+       tenant_mgr.tenant_wait('aftermath', '2 minutes') AS aftermath_succeeded;
+SELECT tenant, state, sqlstate, message FROM tenant_mgr.jobs WHERE tenant IN ('ghostly', 'aftermath');
+SELECT name, state, last_error FROM tenant_mgr.tenants WHERE name IN ('ghostly', 'aftermath');
+DELETE FROM tenant_mgr.tenant WHERE name = 'ghostly';
+SELECT tenant_mgr.tenant_drop('aftermath');
+SELECT tenant_mgr.tenant_wait('aftermath', '2 minutes') AS dropped;
+
 -- drop: detached in the transaction (a rollback undoes it), dropped by the
 -- launcher after commit, with its owner role
 BEGIN;

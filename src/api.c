@@ -786,8 +786,16 @@ tm_rename(const char *name, const char *new_name)
 	tm_catalog_exec("UPDATE tenant_mgr.tenant SET name = $2, object_name = $3,"
 					" owner = $4, updated_at = now() WHERE name = $1",
 					4, types, values, NULL, SPI_OK_UPDATE);
-	tm_event_log(tm_run_id(), new_name, "rename", 0, "ok", NULL,
-				 tm_elapsed_ms(start));
+	{
+		/* the history keeps the old name: say where this one comes from */
+		ErrorData	note;
+
+		memset(&note, 0, sizeof(note));
+		note.sqlerrcode = ERRCODE_SUCCESSFUL_COMPLETION;
+		note.message = psprintf("renamed from \"%s\"", name);
+		tm_event_log(tm_run_id(), new_name, "rename", 0, "ok", &note,
+					 tm_elapsed_ms(start));
+	}
 }
 
 /*

@@ -55,7 +55,18 @@ SELECT tenant_mgr.tenant_create('acme');
 SELECT name, object_name, owner, version, metadata
   FROM tenant_mgr.tenant_create('globex', metadata => '{"plan":"pro"}');
 \dt tenant_globex.*
-
+\echo 'Each schema belongs to an owner role of its own, named like the schema and'
+\echo 'unable to log in (NOLOGIN); tenant_create(..., owner => role) uses an existing'
+\echo 'role instead.'
+SELECT n.nspname, n.nspowner::regrole AS owner, r.rolcanlogin,
+       obj_description(n.oid, 'pg_namespace') AS comment
+  FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+ WHERE n.nspname IN ('tenant_acme', 'tenant_globex')
+ ORDER BY 1;
+SELECT pg_temp.expect(count(*) = 2, 'tenant_acme and tenant_globex belong to NOLOGIN roles named like them')
+  FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+ WHERE n.nspname IN ('tenant_acme', 'tenant_globex')
+   AND r.rolname = n.nspname AND NOT r.rolcanlogin;
 
 \echo
 \echo '==> 3b. A database tenant: a whole database, with an owner role named like it'
@@ -83,13 +94,13 @@ SELECT pg_temp.expect(d.datdba::regrole::text = 'tenant_contoso'
 \echo
 \echo '==> 4. Tenants that follow an application table'
 \echo
-\echo 'The trigger function below is written for this demo: tenant_mgr will ship'
-\echo 'its own trigger function in a later issue.  Until then an application can'
-\echo 'call tenant_create/tenant_drop from a trigger like this one.'
+\echo 'tenant_mgr ships the trigger function tenant_mgr.customers_trigger(): INSERT'
+\echo 'creates the tenant, DELETE drops it, UPDATE of the name column renames it.'
 \echo
-\echo 'Each customer chooses its isolation.  A schema tenant is created inside the'
-\echo 'inserting transaction; a database tenant is only queued (wait => false) and'
-\echo 'created by the launcher after COMMIT: a trigger never waits for CREATE DATABASE.'
+\echo 'Each customer chooses its isolation, so two INSERT triggers with WHEN clauses'
+\echo 'pick it.  A schema tenant is created inside the inserting transaction; a'
+\echo 'database tenant is only queued and created by the launcher after COMMIT: a'
+\echo 'trigger never waits for CREATE DATABASE.'
 \echo
 CREATE TABLE customers (
     id        serial PRIMARY KEY,
@@ -97,20 +108,25 @@ CREATE TABLE customers (
     name      text,
     isolation text NOT NULL DEFAULT 'schema'
 );
-CREATE FUNCTION customers_tenant() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        PERFORM tenant_mgr.tenant_create(NEW.slug, NEW.isolation,
-                                         wait => NEW.isolation = 'schema');
-    ELSIF TG_OP = 'DELETE' THEN
-        PERFORM tenant_mgr.tenant_drop(OLD.slug);
-    END IF;
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER customers_tenant AFTER INSERT OR DELETE ON customers
-    FOR EACH ROW EXECUTE FUNCTION customers_tenant();
+-- tenant_mgr.customers_trigger() takes key=value arguments:
+--   name=<column>               the column holding the tenant name (required)
+--   isolation=schema|database   what INSERT creates (default schema)
+--   on_delete=drop|keep         whether DELETE drops the tenant (default drop)
+--   mode=inline|queued          schema tenants: created in the inserting
+--                               transaction (default) or by the launcher after
+--                               COMMIT; database tenants are always queued
+-- Rename and drop find the tenant's isolation in the catalog, so one
+-- UPDATE/DELETE trigger serves both kinds.
+CREATE TRIGGER customers_create_schema AFTER INSERT ON customers
+    FOR EACH ROW WHEN (NEW.isolation = 'schema')
+    EXECUTE FUNCTION tenant_mgr.customers_trigger('name=slug');
+CREATE TRIGGER customers_create_database AFTER INSERT ON customers
+    FOR EACH ROW WHEN (NEW.isolation = 'database')
+    EXECUTE FUNCTION tenant_mgr.customers_trigger('name=slug', 'isolation=database');
+CREATE TRIGGER customers_rename_drop AFTER UPDATE OF slug OR DELETE ON customers
+    FOR EACH ROW EXECUTE FUNCTION tenant_mgr.customers_trigger('name=slug');
+\echo '\\d customers'
+\d customers
 
 \echo
 \echo 'Three customers in one transaction: the schema tenants are created with the'
@@ -173,6 +189,42 @@ SELECT pg_temp.expect(NOT EXISTS (SELECT FROM tenant_mgr.jobs WHERE tenant = 'cy
                       AND NOT EXISTS (SELECT FROM pg_database WHERE datname = 'tenant_cyberdyne')
                       AND NOT EXISTS (SELECT FROM tenant_mgr.tenants WHERE name = 'cyberdyne'),
                       'the rollback queued no job, created no database tenant_cyberdyne and no catalog row');
+
+\echo
+\echo '==> 4b. Rename a customer: UPDATE of slug renames its tenant'
+\echo
+\echo 'The trigger renames, in the updating transaction, the schema, the owner role'
+\echo 'tenant_mgr created for it, their marks and the catalog row (tenant_rename()'
+\echo 'does the same by hand).  Migrations and data stay where they are.'
+SELECT n.nspname, n.nspowner::regrole AS owner
+  FROM pg_namespace n WHERE n.nspname = 'tenant_initech';
+UPDATE customers SET slug = 'initech_corp' WHERE slug = 'initech';
+SELECT name, isolation, object_name, owner, state, version
+  FROM tenant_mgr.tenants WHERE name LIKE 'initech%';
+SELECT n.nspname, n.nspowner::regrole AS owner, r.rolcanlogin,
+       obj_description(n.oid, 'pg_namespace') AS comment
+  FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+ WHERE n.nspname LIKE 'tenant\_initech%'
+ ORDER BY 1;
+SELECT max(version) AS ledger_version FROM tenant_initech_corp.tenant_mgr_ledger;
+SELECT tenant, action, status FROM tenant_mgr.history WHERE action = 'rename';
+SELECT pg_temp.expect(NOT EXISTS (SELECT FROM tenant_mgr.tenants WHERE name = 'initech')
+                      AND EXISTS (SELECT FROM tenant_mgr.tenants
+                                   WHERE name = 'initech_corp' AND object_name = 'tenant_initech_corp'
+                                     AND owner = 'tenant_initech_corp' AND state = 'ready'
+                                     AND version = 10),
+                      'the catalog knows initech_corp (schema and owner tenant_initech_corp), not initech');
+SELECT pg_temp.expect(NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = 'tenant_initech')
+                      AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenant_initech')
+                      AND EXISTS (SELECT FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+                                   WHERE n.nspname = 'tenant_initech_corp'
+                                     AND r.rolname = 'tenant_initech_corp' AND NOT r.rolcanlogin),
+                      'schema tenant_initech is gone; tenant_initech_corp is owned by the renamed NOLOGIN role');
+SELECT pg_temp.expect(count(*) = 1, 'the rename is in the history')
+  FROM tenant_mgr.history
+ WHERE tenant = 'initech_corp' AND action = 'rename' AND status = 'ok';
+SELECT * FROM tenant_mgr.verify();
+SELECT pg_temp.expect(count(*) = 0, 'verify() found no problem after the rename') FROM tenant_mgr.verify();
 
 \echo
 \echo '==> 5. Every tenant, its version and how many migrations it lacks'
@@ -262,10 +314,10 @@ SELECT tenant_mgr.tenant_use('contoso');
 \echo
 \echo '==> 11. Drop tenants: through the application table, and by hand'
 \echo
-\echo 'Deleting customers drops their tenants through the trigger (tenant_drop).  The'
-\echo 'schema of umbrella goes with the transaction; the database of wayne is detached'
-\echo '(renamed out of the way, closed to connections) and dropped by the launcher'
-\echo 'after COMMIT, with its owner role.'
+\echo 'Deleting customers drops their tenants through the trigger.  The schema of'
+\echo 'umbrella and its owner role go with the transaction; the database of wayne is'
+\echo 'detached (renamed out of the way, closed to connections) and dropped by the'
+\echo 'launcher after COMMIT, with its owner role.'
 BEGIN;
 DELETE FROM customers WHERE slug IN ('umbrella', 'wayne');
 SELECT datname AS tenant_databases_inside_the_transaction FROM pg_database
@@ -289,13 +341,22 @@ SELECT pg_temp.expect(state = 'done', 'the drop job of wayne is done')
   FROM tenant_mgr.jobs WHERE tenant = 'wayne' AND action = 'drop';
 SELECT tenant_mgr.tenant_drop('acme');
 SELECT name, isolation, object_name, version FROM tenant_mgr.tenants;
-SELECT nspname AS remaining_schemas FROM pg_namespace
- WHERE nspname IN ('tenant_acme', 'tenant_globex', 'tenant_initech', 'tenant_umbrella')
+SELECT nspname AS remaining_schemas, nspowner::regrole AS owner FROM pg_namespace
+ WHERE nspname IN ('tenant_acme', 'tenant_globex', 'tenant_initech',
+                   'tenant_initech_corp', 'tenant_umbrella')
  ORDER BY 1;
-SELECT pg_temp.expect(array_agg(nspname ORDER BY nspname) = '{tenant_globex,tenant_initech}',
+SELECT pg_temp.expect(array_agg(nspname ORDER BY nspname) = '{tenant_globex,tenant_initech_corp}',
                       'schemas tenant_acme and tenant_umbrella are gone')
   FROM pg_namespace
- WHERE nspname IN ('tenant_acme', 'tenant_globex', 'tenant_initech', 'tenant_umbrella');
+ WHERE nspname IN ('tenant_acme', 'tenant_globex', 'tenant_initech',
+                   'tenant_initech_corp', 'tenant_umbrella');
+\echo 'Their owner roles went with them:'
+SELECT rolname AS remaining_tenant_roles FROM pg_roles
+ WHERE rolname LIKE 'tenant\_%' ORDER BY 1;
+SELECT pg_temp.expect(array_agg(rolname ORDER BY rolname)
+                      = '{tenant_contoso,tenant_globex,tenant_initech_corp}',
+                      'roles tenant_acme, tenant_umbrella and tenant_wayne are gone')
+  FROM pg_roles WHERE rolname LIKE 'tenant\_%';
 \echo 'The database tenant contoso stays; verify() still finds nothing wrong:'
 SELECT datname AS remaining_tenant_databases FROM pg_database
  WHERE datname LIKE 'tenant\_%' ORDER BY 1;
