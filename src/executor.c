@@ -133,12 +133,8 @@ static Oid
 tm_our_role(const char *role, const char *tenant, bool missing_ok)
 {
 	Oid			roleid = get_role_oid(role, true);
-	char	   *comment;
 
-	if (!OidIsValid(roleid))
-		return InvalidOid;
-	comment = tm_shared_comment(roleid, AuthIdRelationId);
-	if (comment != NULL && strcmp(comment, tm_schema_marker(tenant)) == 0)
+	if (!OidIsValid(roleid) || tm_role_is_ours(role, tenant))
 		return roleid;
 	if (missing_ok)
 		return InvalidOid;
@@ -299,35 +295,15 @@ tm_exec_drop_database(TmExecTask *task)
 	roleid = tm_our_role(task->owner, task->tenant, true);
 	if (OidIsValid(roleid))
 	{
-		MemoryContext oldcxt = CurrentMemoryContext;
-		ResourceOwner oldowner = CurrentResourceOwner;
+		Oid			save_userid;
+		int			save_sec_context;
 
-		/* the role goes only when nothing else depends on it any more */
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcxt);
-		PG_TRY();
-		{
-			tm_spi_as(psprintf("DROP ROLE %s", quote_identifier(task->owner)),
-					  task->requester);
-			ReleaseCurrentSubTransaction();
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(oldcxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			ereport(WARNING,
-					(errcode(edata->sqlerrcode),
-					 errmsg("owner role \"%s\" of dropped tenant \"%s\" was kept: %s",
-							task->owner, task->tenant, edata->message),
-					 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
+		/* as the requester; the role goes only when nothing depends on it */
+		GetUserIdAndSecContext(&save_userid, &save_sec_context);
+		SetUserIdAndSecContext(task->requester,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		tm_owner_role_drop(task->owner, task->tenant);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	if (task->intent_id != 0)
 		tm_spi_as(psprintf("DELETE FROM tenant_mgr.intent WHERE id = " INT64_FORMAT,
