@@ -89,7 +89,7 @@ ALTER SEQUENCE tenant_mgr.job_id_seq OWNED BY tenant_mgr.job.id;
 CREATE INDEX ON tenant_mgr.job (tenant, id);
 CREATE INDEX ON tenant_mgr.job (state) WHERE state IN ('queued', 'running');
 COMMENT ON TABLE tenant_mgr.job IS
-    'work on database tenants queued for the launcher, committed with the transaction that asked';
+    'work queued for the launcher, committed with the transaction that asked';
 
 CREATE SEQUENCE tenant_mgr.intent_id_seq;
 
@@ -218,8 +218,9 @@ DECLARE
     fn text := 'tenant_mgr.customers_trigger';
     args text;
 BEGIN
-    IF customers IS NULL OR name_column IS NULL THEN
-        RAISE EXCEPTION 'customers and name_column must not be null'
+    IF customers IS NULL OR name_column IS NULL OR isolation IS NULL
+       OR on_delete IS NULL OR mode IS NULL THEN
+        RAISE EXCEPTION 'arguments of provisioning_trigger must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF isolation NOT IN ('schema', 'database') OR on_delete NOT IN ('drop', 'keep')
@@ -372,7 +373,7 @@ SELECT j.id,
        j.message
   FROM tenant_mgr.job j
  ORDER BY j.id;
-COMMENT ON VIEW tenant_mgr.jobs IS 'queued, running and finished work on database tenants';
+COMMENT ON VIEW tenant_mgr.jobs IS 'queued, running and finished work of the launcher';
 
 -- nothing here is for PUBLIC; see the README for granting access
 REVOKE ALL ON ALL TABLES IN SCHEMA tenant_mgr FROM PUBLIC;

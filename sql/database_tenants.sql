@@ -49,6 +49,13 @@ SELECT name, state, version FROM tenant_mgr.tenant_create('initech', 'database',
 SELECT tenant_mgr.tenant_wait('initech', '2 minutes');
 SELECT name, state, version FROM tenant_mgr.tenants WHERE name = 'initech';
 SELECT tenant, action, state, attempts, sqlstate FROM tenant_mgr.jobs;
+-- a rename moves the database, its owner role and their marks
+SELECT name, object_name, owner FROM tenant_mgr.tenant_rename('initech', 'initrode');
+SELECT datname, datdba::regrole AS owner, shobj_description(oid, 'pg_database') AS comment
+  FROM pg_database WHERE datname LIKE 'tenant_init%';
+SELECT rolname FROM pg_roles WHERE rolname LIKE 'tenant_init%';
+SELECT * FROM tenant_mgr.verify();
+SELECT name FROM tenant_mgr.tenant_rename('initrode', 'initech');
 -- a queued create rolled back never existed
 BEGIN;
 SELECT name, state FROM tenant_mgr.tenant_create('hooli', 'database', wait => false);

@@ -47,6 +47,11 @@ RESET client_min_messages;
 CREATE SCHEMA tenant_replaced;
 CREATE TABLE tenant_replaced.keep (id int);
 SELECT * FROM tenant_mgr.verify();
+-- the impostor is neither migrated nor used
+SELECT * FROM tenant_mgr.tenant_migrate('replaced');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_use('replaced');
+\echo :LAST_ERROR_SQLSTATE
 SELECT tenant_mgr.tenant_drop('replaced');
 SELECT count(*) AS impostor_kept FROM tenant_replaced.keep;
 DROP SCHEMA tenant_replaced CASCADE;

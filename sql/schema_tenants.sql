@@ -65,6 +65,23 @@ SELECT tenant_mgr.migration_remove(12);
 SELECT max(version) AS ledger_version FROM tenant_owned.tenant_mgr_ledger;
 SELECT current_user = session_user AS role_unchanged;
 
+-- tenant_rename: schema, owner role, marks and catalog row follow
+SELECT name, object_name, owner, version FROM tenant_mgr.tenant_rename('acme', 'acme_co');
+SELECT nspname, nspowner::regrole AS owner, obj_description(oid, 'pg_namespace') AS comment
+  FROM pg_namespace WHERE nspname LIKE 'tenant_acme%';
+SELECT count(*) AS old_role FROM pg_roles WHERE rolname = 'tenant_acme';
+SELECT tenant, action, sqlstate, message FROM tenant_mgr.history WHERE action = 'rename';
+SELECT tenant_mgr.tenant_rename('acme_co', 'owned');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_rename('acme_co', 'Acme');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_rename('nobody', 'somebody');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_rename('acme_co', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT name FROM tenant_mgr.tenant_rename('acme_co', 'acme');
+SELECT * FROM tenant_mgr.verify();
+
 -- tenant_use points the search_path at the tenant, then the shared schemas
 SELECT tenant_mgr.tenant_use('acme');
 INSERT INTO accounts (name) VALUES ('first customer');

@@ -126,6 +126,9 @@ SELECT tenant_mgr.tenant_drop('foreign');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenant_mgr.tenant_create('mine', owner => 'regress_other_owner');
 \echo :LAST_ERROR_SQLSTATE
+-- nor have SQL run as that owner through a migration
+SELECT * FROM tenant_mgr.tenant_migrate('foreign');
+\echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SELECT count(*) AS foreign_schema FROM pg_namespace WHERE nspname = 'tenant_foreign';
 

@@ -2,7 +2,8 @@
  *
  * api.c
  *		SQL-callable tenant functions: tenant_create, tenant_migrate,
- *		tenant_drop, tenant_use.
+ *		tenant_drop, tenant_rename, tenant_use, and the tm_create, tm_drop
+ *		and tm_rename they share with the customers-table trigger.
  *
  * Everything runs in the caller's transaction with the caller's
  * privileges: a rollback leaves nothing behind.  Every operation on a
@@ -206,10 +207,14 @@ tm_create(const char *name, const char *isolation, const char *owner,
 
 	if (!wait)
 	{
+		/* what the launcher would find out later, found out now */
 		if (tm_tenant_fetch(name, true) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("tenant \"%s\" already exists", name)));
+		tm_require_control_database("queued tenants");
+		if (own_role)
+			tm_check_owner_role(t.owner, name);
 		if (OidIsValid(get_namespace_oid(t.object_name, true)))
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_SCHEMA),
@@ -323,11 +328,27 @@ typedef struct TmMigrateState
 	TmStep	   *step;
 } TmMigrateState;
 
+/*
+ * Migrations run as the tenant's owner: only a caller who could act as that
+ * role may have them run.
+ */
+static void
+tm_check_acts_as_owner(const TmTenant *t)
+{
+	if (!is_member_of_role(GetUserId(), get_role_oid(t->owner, false)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to migrate tenant \"%s\"", t->name),
+				 errdetail("Migrations run as the tenant's owner \"%s\", and role \"%s\" is not a member of it.",
+						   t->owner, GetUserNameFromId(GetUserId(), false))));
+}
+
 static void
 tm_lock_and_plan(void *arg)
 {
 	TmMigrateState *ms = (TmMigrateState *) arg;
 
+	tm_check_acts_as_owner(ms->tenant);
 	tm_tenant_lock(ms->tenant->name);
 	tm_resolve_schema(ms->tenant);
 	ms->steps = tm_migration_plan(ms->tenant, ms->migrations, ms->target,
@@ -337,6 +358,7 @@ tm_lock_and_plan(void *arg)
 static void
 tm_lock_only(void *arg)
 {
+	tm_check_acts_as_owner(((TmMigrateState *) arg)->tenant);
 	tm_tenant_lock(((TmMigrateState *) arg)->tenant->name);
 }
 
@@ -514,7 +536,8 @@ tenant_migrate(PG_FUNCTION_ARGS)
 			TmExecRun  *run;
 			bool		launched;
 
-			tm_require_control_database();
+			tm_require_control_database("database tenants");
+			tm_check_acts_as_owner(ms.tenant);
 			tm_tenant_lock(name);
 			run = tm_dbtenant_migrate_start(ms.tenant, migrations, target, &launched);
 			if (!launched)
@@ -583,22 +606,24 @@ tenant_migrate(PG_FUNCTION_ARGS)
 			TmDbReport	r = {run_id, rsinfo, migrations};
 			List	   *unlocked = NIL;
 
-			tm_require_control_database();
+			tm_require_control_database("database tenants");
 			foreach(lc, databases)
 			{
 				TmTenant   *t = lfirst(lc);
+				ErrorData  *edata;
 
 				ms.tenant = t;
-				if (tm_try(tm_lock_only, &ms) == NULL)
+				edata = tm_try(tm_lock_only, &ms);
+
+				if (edata == NULL)
 					unlocked = lappend(unlocked, t);
 				else
 				{
-					ErrorData  *edata = palloc0(sizeof(ErrorData));
+					const char *status =
+						edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ? "skipped" : "failed";
 
-					edata->sqlerrcode = ERRCODE_LOCK_NOT_AVAILABLE;
-					edata->message = psprintf("tenant \"%s\" is busy", t->name);
-					tm_event_log(run_id, t->name, "up", 0, "skipped", edata, 0);
-					tm_put_row(rsinfo, t->name, NULL, "skipped", edata);
+					tm_event_log(run_id, t->name, "up", 0, status, edata, 0);
+					tm_put_row(rsinfo, t->name, NULL, status, edata);
 				}
 			}
 			tm_dbtenant_migrate_fleet(unlocked, migrations, target, stop_on_error,
@@ -730,7 +755,7 @@ tm_rename(const char *name, const char *new_name)
 	{
 		Oid			dboid;
 
-		tm_require_control_database();
+		tm_require_control_database("database tenants");
 		dboid = tm_database_find(t);
 		if (!OidIsValid(dboid))
 			ereport(ERROR,

@@ -167,7 +167,12 @@ tm_exec(int planid, const char *sql, int nargs, Oid *types, Datum *values,
 	{
 		if (tm_plans[planid] == NULL)
 		{
-			SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+			/*
+			 * Always a custom plan: a generic one made while the catalog was
+			 * small would scan it whole for every tenant of a large run.
+			 */
+			SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
+												  CURSOR_OPT_CUSTOM_PLAN);
 
 			if (plan == NULL)
 				elog(ERROR, "SPI_prepare failed for \"%s\": %s",
@@ -444,7 +449,11 @@ tm_event_log(int64 run_id, const char *tenant, const char *action,
 	values[4] = CStringGetTextDatum(status);
 	if (edata)
 	{
-		values[5] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+		/* a note on a success (a rename's old name) has no SQLSTATE */
+		if (edata->sqlerrcode == ERRCODE_SUCCESSFUL_COMPLETION)
+			nulls[5] = 'n';
+		else
+			values[5] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
 		values[6] = CStringGetTextDatum(edata->message ? edata->message : "");
 	}
 	else

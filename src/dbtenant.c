@@ -52,21 +52,21 @@
  * library is preloaded and this is the control database.
  */
 void
-tm_require_control_database(void)
+tm_require_control_database(const char *what)
 {
 	char	   *here;
 
 	if (!tm_preloaded())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("database tenants need tenant_mgr in shared_preload_libraries"),
+				 errmsg("%s need tenant_mgr in shared_preload_libraries", what),
 				 errhint("Add tenant_mgr to shared_preload_libraries and restart the server.")));
 	here = get_database_name(MyDatabaseId);
 	if (strcmp(here, tm_control_database) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("database tenants are managed from database \"%s\"",
-						tm_control_database),
+				 errmsg("%s are managed from database \"%s\"",
+						what, tm_control_database),
 				 errdetail("This is database \"%s\"; tenant_mgr.database names the control database.",
 						   here),
 				 errhint("Connect to database \"%s\", or change tenant_mgr.database and restart.",
@@ -239,7 +239,7 @@ tm_dbtenant_create(const char *name, const char *metadata, bool wait)
 	instr_time	elapsed;
 
 	INSTR_TIME_SET_CURRENT(start);
-	tm_require_control_database();
+	tm_require_control_database("database tenants");
 	tm_check_dbtenant_privileges(GetUserId(), name);
 
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(t->object_name));
@@ -424,7 +424,7 @@ tm_dbtenant_detach(TmTenant *t, bool force)
 	uint64		i;
 	uint64		others = 0;
 
-	tm_require_control_database();
+	tm_require_control_database("database tenants");
 	dboid = tm_database_find(t);
 	if (!OidIsValid(dboid))
 		return false;

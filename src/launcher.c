@@ -229,11 +229,25 @@ tm_run_create_schema(TmJob *job)
 		AbortCurrentTransaction();
 		MemoryContextSwitchTo(cxt);
 
-		memset(&failed, 0, sizeof(failed));
-		failed.state = TM_EXEC_FAILED;
-		failed.sqlerrcode = edata->sqlerrcode;
-		strlcpy(failed.message, edata->message ? edata->message : "", TM_MSG_LEN);
-		tm_job_finish(job, &failed);
+		if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		{
+			/* another transaction holds the tenant a moment: try again */
+			tm_xact_begin();
+			tm_sql(psprintf("UPDATE tenant_mgr.job SET state = 'queued',"
+							" not_before = now() + interval '1 second'"
+							" WHERE id = " INT64_FORMAT, job->id),
+				   SPI_OK_UPDATE);
+			tm_xact_commit();
+			tm_current_job = 0;
+		}
+		else
+		{
+			memset(&failed, 0, sizeof(failed));
+			failed.state = TM_EXEC_FAILED;
+			failed.sqlerrcode = edata->sqlerrcode;
+			strlcpy(failed.message, edata->message ? edata->message : "", TM_MSG_LEN);
+			tm_job_finish(job, &failed);
+		}
 	}
 	PG_END_TRY();
 }

@@ -59,11 +59,12 @@ tm_role_is_ours(const char *role, const char *tenant)
 }
 
 /*
- * Creates the NOLOGIN owner role of a new tenant, marked as tenant_mgr's,
- * and lets the current user act as it (CREATEROLE alone does not).
+ * Raises an error unless the current user may create the owner role of a
+ * new tenant: the name is free, and the user is a superuser or has
+ * CREATEROLE.
  */
 void
-tm_owner_role_create(const char *role, const char *tenant)
+tm_check_owner_role(const char *role, const char *tenant)
 {
 	HeapTuple	tup;
 	bool		may;
@@ -88,7 +89,16 @@ tm_owner_role_create(const char *role, const char *tenant)
 				 errdetail("Role \"%s\" needs the CREATEROLE attribute to create the tenant's owner role.",
 						   GetUserNameFromId(GetUserId(), false)),
 				 errhint("Pass owner => a role you are a member of.")));
+}
 
+/*
+ * Creates the NOLOGIN owner role of a new tenant, marked as tenant_mgr's,
+ * and lets the current user act as it (CREATEROLE alone does not).
+ */
+void
+tm_owner_role_create(const char *role, const char *tenant)
+{
+	tm_check_owner_role(role, tenant);
 	tm_utility(psprintf("CREATE ROLE %s NOLOGIN", quote_identifier(role)));
 	tm_utility(psprintf("COMMENT ON ROLE %s IS %s", quote_identifier(role),
 						quote_literal_cstr(tm_schema_marker(tenant))));

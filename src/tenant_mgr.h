@@ -169,7 +169,7 @@ extern void tm_launcher_register_worker(void);
 extern PGDLLEXPORT void tm_launcher_main(Datum arg);
 
 /* in dbtenant.c */
-extern void tm_require_control_database(void);
+extern void tm_require_control_database(const char *what);
 extern void tm_check_dbtenant_privileges(Oid role, const char *tenant);
 extern Oid	tm_database_find(const TmTenant *t);
 extern List *tm_exec_steps(TmExecTask *task, List *migrations);
@@ -239,6 +239,7 @@ extern void tm_rename(const char *name, const char *new_name);
 
 /* in schematenant.c */
 extern bool tm_role_is_ours(const char *role, const char *tenant);
+extern void tm_check_owner_role(const char *role, const char *tenant);
 extern void tm_owner_role_create(const char *role, const char *tenant);
 extern void tm_owner_role_drop(const char *role, const char *tenant);
 extern List *tm_schematenant_build(TmTenant *t, List *migrations,

@@ -181,7 +181,7 @@ verify(PG_FUNCTION_ARGS)
 		{
 			if (migrations == NIL)
 			{
-				tm_require_control_database();
+				tm_require_control_database("database tenants");
 				migrations = tm_migration_list();
 			}
 			tm_verify_database_tenant(rsinfo, t, migrations);

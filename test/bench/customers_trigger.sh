@@ -169,6 +169,8 @@ elapsed_sql() {
 
 # Every timed phase starts from a checkpoint and from tables without the
 # dead rows of earlier rolled-back inserts, so that none pays for another.
+# The catalog is then as autovacuum leaves a small one: statistics saying it
+# is (nearly) empty, which is what plans prepared in the session see.
 settle() {
 	sql "$TM_DB" -c 'VACUUM customers_plain, customers, customers_db, tenant_mgr.tenant, tenant_mgr.job'
 	sql postgres -c 'CHECKPOINT'
