@@ -39,6 +39,8 @@ typedef enum TmPlanId
 	TM_PLAN_TENANT_FETCH,
 	TM_PLAN_TENANT_SET_VERSION,
 	TM_PLAN_EVENT_LOG,
+	TM_PLAN_TENANT_RESERVE,
+	TM_PLAN_JOB_QUEUE,
 	TM_NUM_PLANS
 } TmPlanId;
 
@@ -168,11 +170,14 @@ tm_exec(int planid, const char *sql, int nargs, Oid *types, Datum *values,
 		if (tm_plans[planid] == NULL)
 		{
 			/*
-			 * Always a custom plan: a generic one made while the catalog was
-			 * small would scan it whole for every tenant of a large run.
+			 * Lookups by name always get a custom plan: a generic one made
+			 * while the catalog was small would scan it whole for every
+			 * tenant of a large run.  Plain INSERTs need no such care.
 			 */
+			bool		lookup = (planid == TM_PLAN_TENANT_FETCH ||
+								  planid == TM_PLAN_TENANT_SET_VERSION);
 			SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
-												  CURSOR_OPT_CUSTOM_PLAN);
+												  lookup ? CURSOR_OPT_CUSTOM_PLAN : 0);
 
 			if (plan == NULL)
 				elog(ERROR, "SPI_prepare failed for \"%s\": %s",
@@ -200,6 +205,7 @@ tm_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
 {
 	tm_exec(-1, sql, nargs, types, values, nulls, expected);
 }
+
 
 /* Column "col" of row "row" of the last result, as a string or NULL. */
 static char *
@@ -316,13 +322,43 @@ tm_tenant_reserve(const char *name, const char *isolation,
 	values[2] = DirectFunctionCall1(namein, CStringGetDatum(object_name));
 	values[3] = DirectFunctionCall1(namein, CStringGetDatum(owner));
 	values[4] = CStringGetTextDatum(metadata);
-	tm_exec(-1,
+	tm_exec(TM_PLAN_TENANT_RESERVE,
 			"INSERT INTO tenant_mgr.tenant"
 			" (name, isolation, object_name, object_oid, owner, version, metadata, state)"
 			" VALUES ($1, $2, $3, 0, $4, 0, $5::jsonb, 'creating')"
 			" ON CONFLICT DO NOTHING",
 			5, types, values, NULL, SPI_OK_INSERT);
 	return SPI_processed == 1;
+}
+
+/*
+ * Inserts a job, run by the launcher once the current transaction commits,
+ * with the rights of the current user; returns its id.
+ */
+int64
+tm_job_insert(const char *tenant, const char *action, const char *object_name,
+			  Oid database_oid, const char *owner, bool own_role, bool force)
+{
+	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID, BOOLOID, TEXTOID, BOOLOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = CStringGetTextDatum(tenant);
+	values[1] = CStringGetTextDatum(action);
+	values[2] = CStringGetTextDatum(object_name);
+	values[3] = ObjectIdGetDatum(database_oid);
+	if (!OidIsValid(database_oid))
+		nulls[3] = 'n';
+	values[4] = CStringGetTextDatum(owner);
+	values[5] = BoolGetDatum(force);
+	values[6] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	values[7] = BoolGetDatum(own_role);
+	tm_exec(TM_PLAN_JOB_QUEUE,
+			"INSERT INTO tenant_mgr.job"
+			" (tenant, action, object_name, database_oid, owner, force, requested_by, own_role)"
+			" VALUES ($1, $2, $3::name, $4, $5::name, $6, $7::name, $8) RETURNING id",
+			8, types, values, nulls, SPI_OK_INSERT_RETURNING);
+	return strtoi64(tm_value(0, 1), NULL, 10);
 }
 
 /* Records a tenant's version (the ledger's, just written) and last error. */

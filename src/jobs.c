@@ -82,28 +82,11 @@ int64
 tm_job_queue(const char *tenant, const char *action, const char *object_name,
 			 Oid database_oid, const char *owner, bool own_role, bool force)
 {
-	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID, BOOLOID, TEXTOID, BOOLOID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int64		id = tm_job_insert(tenant, action, object_name, database_oid,
+								   owner, own_role, force);
 
-	values[0] = CStringGetTextDatum(tenant);
-	values[1] = CStringGetTextDatum(action);
-	values[2] = CStringGetTextDatum(object_name);
-	values[3] = ObjectIdGetDatum(database_oid);
-	if (!OidIsValid(database_oid))
-		nulls[3] = 'n';
-	values[4] = CStringGetTextDatum(owner);
-	values[5] = BoolGetDatum(force);
-	/* the queued work runs with the rights of the role that asked */
-	values[6] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
-	values[7] = BoolGetDatum(own_role);
-	tm_catalog_exec("INSERT INTO tenant_mgr.job"
-					" (tenant, action, object_name, database_oid, owner, force, requested_by, own_role)"
-					" VALUES ($1, $2, $3::name, $4, $5::name, $6, $7::name, $8) RETURNING id",
-					8, types, values, nulls, SPI_OK_INSERT_RETURNING);
 	tm_wake_at_commit();
-	return strtoi64(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
-					NULL, 10);
+	return id;
 }
 
 /*

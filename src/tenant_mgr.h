@@ -209,6 +209,9 @@ extern void tm_xact_commit(void);
 extern MemoryContext tm_result_cxt(void);
 extern void tm_catalog_exec(const char *sql, int nargs, Oid *types,
 							Datum *values, const char *nulls, int expected);
+extern int64 tm_job_insert(const char *tenant, const char *action,
+						   const char *object_name, Oid database_oid,
+						   const char *owner, bool own_role, bool force);
 extern void tm_tenant_insert(const char *name, const char *isolation,
 							 const char *object_name, Oid object_oid,
 							 const char *owner, int64 version,
