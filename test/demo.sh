@@ -31,7 +31,7 @@ cleanup() {
 			tail -n 20 "$work/server.log"
 		fi
 		say "stopping the demo cluster"
-		as_user pg_ctl -D "$work/data" -m fast -w stop >/dev/null
+		cluster_stop "$work" fast
 	fi
 	[ -n "$work" ] && rm -rf "$work"
 	[ -n "$stage" ] && rm -rf "$stage"
@@ -42,48 +42,24 @@ cleanup() {
 	fi
 	exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Prints a TCP port nobody listens on.  The cluster listens only on a unix
-# socket in its own directory, but a free port keeps that socket's name and
-# the server's shared memory key clear of any other cluster on the machine.
-free_port() {
-	local port
-	for port in $(shuf -i 20000-60000 -n 100); do
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port"
-			return 0
-		fi
-	done
-	echo "no free port found" >&2
-	return 1
-}
+trap_exit cleanup
 
 ensure_deps
 stage=$(stage_tree "$repo")
 build_install "$stage"
 
 say "creating a throwaway cluster as user $TM_USER"
-work=$(as_user mktemp -d /tmp/tenant_mgr_demo.XXXXXX)
-port=$(free_port)
-as_user initdb -D "$work/data" -A trust -E UTF8 --locale=C >/dev/null
+work=$(cluster_dir tenant_mgr_demo)
+port=$(shuf -i 20000-60000 -n 100 | free_port) || { echo "no free port found" >&2; exit 1; }
 # Database tenants need the library preloaded (its launcher and executors are
 # background workers) and are managed from the control database, 'demo'.
 # The launcher starts before createdb demo below and retries every 5 s, so
 # the demo's first queued job may wait that long; tenant_wait() covers it.
-cat >>"$work/data/postgresql.conf" <<EOF
-
-# tenant_mgr demo
-port = $port
-listen_addresses = ''
-unix_socket_directories = '$work'
-shared_preload_libraries = 'tenant_mgr'
-tenant_mgr.database = 'demo'
-EOF
+cluster_create "$work" "$port" \
+	"shared_preload_libraries = 'tenant_mgr'" \
+	"tenant_mgr.database = 'demo'"
 started=1
-as_user pg_ctl -D "$work/data" -l "$work/server.log" -w -t 60 start >/dev/null
+cluster_start "$work"
 echo "cluster in $work, socket $work/.s.PGSQL.$port"
 
 as_user createdb -h "$work" -p "$port" demo
@@ -102,7 +78,6 @@ done
 
 say "running test/demo.sql (each statement is printed before its result)"
 # stdout and stderr into one stream, so errors appear where they happen
-as_user psql -X -e -v ON_ERROR_STOP=1 -P pager=off \
-	-h "$work" -p "$port" -d demo \
+cluster_psql "$work" "$port" -e -v ON_ERROR_STOP=1 -P pager=off -d demo \
 	-v fixtures="$fixtures" -v migrations="$work/migrations" \
 	-f "$stage/test/demo.sql" 2>&1

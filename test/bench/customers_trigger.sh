@@ -45,108 +45,31 @@ REPEATS=${BENCH_REPEATS:-3}
 TM_DB=bench_tm
 WAIT_TIMEOUT='30 minutes'	# for tenant_wait(); executors have job_timeout too
 
-for var in BENCH_ROWS:$ROWS BENCH_READY:$READY BENCH_DB_READY:$DB_READY BENCH_REPEATS:$REPEATS; do
-	if ! [[ ${var#*:} =~ ^[1-9][0-9]*$ ]]; then
-		echo "${var%%:*} must be a positive integer, not \"${var#*:}\"" >&2
-		exit 2
-	fi
-done
+positive_int BENCH_ROWS "$ROWS"
+positive_int BENCH_READY "$READY"
+positive_int BENCH_DB_READY "$DB_READY"
+positive_int BENCH_REPEATS "$REPEATS"
 WARM_ROWS=$((ROWS < 1000 ? ROWS : 1000))
 
 TREE=
 WORK=
-cleanup() {
-	local rc=$?
-	if [ -n "$WORK" ] && [ -f "$WORK/data/postmaster.pid" ]; then
-		as_user pg_ctl -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ]; then
-		echo "customers_trigger: FAILED (exit $rc)" >&2
-		if [ -n "$WORK" ] && [ -s "$WORK/server.log" ]; then
-			echo "--- last lines of the server log ---" >&2
-			tail -n 30 "$WORK/server.log" >&2
-		fi
-	fi
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	[ -n "$TREE" ] && rm -rf "$TREE"
-	exit "$rc"
-}
-trap cleanup EXIT
-# without these, an interrupt would skip the EXIT trap and leak the cluster
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_exit 'bench_cleanup customers_trigger'
 
 ensure_deps
 TREE=$(stage_tree "$ROOT")
 build_install "$TREE"
 
 FIXTURES=$TREE/test/fixtures
-CREATE_MIGRATIONS=()
-for v in $(seq 1 10); do
-	f=$(printf '%s/%03d_' "$FIXTURES" "$v")
-	f=$(compgen -G "${f}*.sql" || true)
-	if [ -z "$f" ] || [ "$(wc -l <<<"$f")" -ne 1 ]; then
-		echo "expected exactly one fixture migration $(printf '%03d' "$v")_*.sql in $FIXTURES" >&2
-		exit 1
-	fi
-	CREATE_MIGRATIONS+=("$f")
-done
-
-# The cluster's directory doubles as its socket directory, so the port only
-# needs to be free of TCP listeners and of sockets in the usual places.
-port_is_free() {
-	local p=$1
-	[ ! -e "/tmp/.s.PGSQL.$p" ] && [ ! -e "/var/run/postgresql/.s.PGSQL.$p" ] &&
-		! (: <"/dev/tcp/127.0.0.1/$p") 2>/dev/null
-}
-PORT=
-for p in $(seq 5490 5589); do
-	if port_is_free "$p"; then PORT=$p; break; fi
-done
-[ -n "$PORT" ] || { echo "no free port in 5490..5589" >&2; exit 1; }
-
-WORK=$(mktemp -d /tmp/tenant_mgr_bench.XXXXXX)
-[ "$(id -u)" -eq 0 ] && chown "$TM_USER" "$WORK"
-cd "$WORK"	# runuser keeps the cwd; the cluster user must be able to enter it
+fixture_migrations "$FIXTURES" 10
 
 # A queued database tenant runs two executors (background workers) next to
 # the launcher.  poll_interval is only the safety net: a commit that queued
 # work wakes the launcher at once.
-say "starting a throwaway cluster in $WORK (port $PORT)"
-as_user initdb -D "$WORK/data" -A trust -E UTF8 --no-locale --no-sync >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-max_worker_processes = 16
-shared_preload_libraries = 'tenant_mgr'
-tenant_mgr.database = '$TM_DB'
-tenant_mgr.poll_interval = 1
-EOF
-as_user pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
-
-# psql as the cluster user: no psqlrc, quiet, and any error is fatal
-sql() {
-	local db=$1
-	shift
-	as_user psql -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d "$db" "$@"
-}
-# one value from one query
-sql_value() { sql "$1" -tA -c "$2"; }
-
-expect() {
-	local what=$1 got=$2 want=$3
-	if [ "$got" != "$want" ]; then
-		echo "$what: expected $want, got \"$got\"" >&2
-		exit 1
-	fi
-}
-
-# Saves stdin as $WORK/$1, readable by psql running as the cluster user.
-write_sql() {
-	cat >"$WORK/$1"
-	chmod 644 "$WORK/$1"
-}
+bench_cluster \
+	"max_worker_processes = 16" \
+	"shared_preload_libraries = 'tenant_mgr'" \
+	"tenant_mgr.database = '$TM_DB'" \
+	"tenant_mgr.poll_interval = 1"
 
 # Runs a script file in $TM_DB and keeps its "label|value" lines in
 # $WORK/last.out.
@@ -173,20 +96,7 @@ elapsed_sql() {
 # is (nearly) empty, which is what plans prepared in the session see.
 settle() {
 	sql "$TM_DB" -c 'VACUUM customers_plain, customers, customers_db, tenant_mgr.tenant, tenant_mgr.job'
-	sql postgres -c 'CHECKPOINT'
-}
-
-# Registers a fixture file through a psql variable, so its text is passed
-# as-is (NNN_name.sql: version NNN, name "name").
-register_sql() {
-	local f base version name
-	for f in "$@"; do
-		base=$(basename "$f" .sql)
-		version=$((10#${base%%_*}))
-		name=${base#*_}
-		printf "\\\\set up \`cat '%s'\`\n" "$f"
-		printf "SELECT tenant_mgr.migration_add(%d, '%s', :'up');\n" "$version" "$name"
-	done
+	checkpoint
 }
 
 # The timed INSERT of $2 rows into table $1, inside a transaction that is

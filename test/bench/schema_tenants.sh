@@ -26,117 +26,24 @@ MIGRATE_GOAL=1.5
 RAW_DB=bench_raw
 TM_DB=bench_tm
 
-if ! [[ $N =~ ^[1-9][0-9]*$ ]]; then
-	echo "BENCH_TENANTS must be a positive integer, not \"$N\"" >&2
-	exit 2
-fi
+positive_int BENCH_TENANTS "$N"
 
 TREE=
 WORK=
-cleanup() {
-	local rc=$?
-	if [ -n "$WORK" ] && [ -f "$WORK/data/postmaster.pid" ]; then
-		as_user pg_ctl -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ]; then
-		echo "schema_tenants: FAILED (exit $rc)" >&2
-		if [ -n "$WORK" ] && [ -s "$WORK/server.log" ]; then
-			echo "--- last lines of the server log ---" >&2
-			tail -n 30 "$WORK/server.log" >&2
-		fi
-	fi
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	[ -n "$TREE" ] && rm -rf "$TREE"
-	exit "$rc"
-}
-trap cleanup EXIT
-# without these, an interrupt would skip the EXIT trap and leak the cluster
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_exit 'bench_cleanup schema_tenants'
 
 ensure_deps
 TREE=$(stage_tree "$ROOT")
 build_install "$TREE"
 
 FIXTURES=$TREE/test/fixtures
-CREATE_MIGRATIONS=()
-for v in $(seq 1 10); do
-	f=$(printf '%s/%03d_' "$FIXTURES" "$v")
-	f=$(compgen -G "${f}*.sql" || true)
-	if [ -z "$f" ] || [ "$(wc -l <<<"$f")" -ne 1 ]; then
-		echo "expected exactly one fixture migration $(printf '%03d' "$v")_*.sql in $FIXTURES" >&2
-		exit 1
-	fi
-	CREATE_MIGRATIONS+=("$f")
-done
+fixture_migrations "$FIXTURES" 10
 NEW_MIGRATION=$FIXTURES/011_new.sql
 [ -f "$NEW_MIGRATION" ] || { echo "missing $NEW_MIGRATION" >&2; exit 1; }
 
-# The cluster's directory doubles as its socket directory, so the port only
-# needs to be free of TCP listeners and of sockets in the usual places.
-port_is_free() {
-	local p=$1
-	[ ! -e "/tmp/.s.PGSQL.$p" ] && [ ! -e "/var/run/postgresql/.s.PGSQL.$p" ] &&
-		! (: <"/dev/tcp/127.0.0.1/$p") 2>/dev/null
-}
-PORT=
-for p in $(seq 5490 5589); do
-	if port_is_free "$p"; then PORT=$p; break; fi
-done
-[ -n "$PORT" ] || { echo "no free port in 5490..5589" >&2; exit 1; }
-
-WORK=$(mktemp -d /tmp/tenant_mgr_bench.XXXXXX)
-[ "$(id -u)" -eq 0 ] && chown "$TM_USER" "$WORK"
-cd "$WORK"	# runuser keeps the cwd; the cluster user must be able to enter it
-
-say "starting a throwaway cluster in $WORK (port $PORT)"
-as_user initdb -D "$WORK/data" -A trust -E UTF8 --no-locale --no-sync >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'tenant_mgr'
-tenant_mgr.database = '$TM_DB'
-EOF
-as_user pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
-
-# psql as the cluster user: no psqlrc, quiet, and any error is fatal
-sql() {
-	local db=$1
-	shift
-	as_user psql -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d "$db" "$@"
-}
-# one value from one query
-sql_value() { sql "$1" -tA -c "$2"; }
-
-expect() {
-	local what=$1 got=$2 want=$3
-	if [ "$got" != "$want" ]; then
-		echo "$what: expected $want, got \"$got\"" >&2
-		exit 1
-	fi
-}
-
-# Runs psql with the given arguments between two clock readings taken in the
-# same session, so that neither runuser (~0.1 s here) nor connecting counts.
-# Sets ELAPSED_US; leaves what the arguments printed in $WORK/last.out.
-timed_sql() {
-	local db=$1
-	shift
-	sql "$db" -tA -f "$WORK/clock_start.sql" "$@" -f "$WORK/clock_stop.sql" >"$WORK/timed.out"
-	ELAPSED_US=$(tail -n 1 "$WORK/timed.out")
-	head -n -1 "$WORK/timed.out" >"$WORK/last.out"
-	[[ $ELAPSED_US =~ ^[0-9]+$ ]] || { echo "no elapsed time from psql: \"$ELAPSED_US\"" >&2; exit 1; }
-}
-
-# A checkpoint before each timed phase, so that none pays for the previous one.
-checkpoint() { sql postgres -c 'CHECKPOINT'; }
-
-# Saves stdin as $WORK/$1, readable by psql running as the cluster user.
-write_sql() {
-	cat >"$WORK/$1"
-	chmod 644 "$WORK/$1"
-}
+bench_cluster \
+	"shared_preload_libraries = 'tenant_mgr'" \
+	"tenant_mgr.database = '$TM_DB'"
 
 # Raw side: the same DDL, one transaction per schema, as a careful DBA would.
 raw_create_sql() {
@@ -158,29 +65,12 @@ raw_migrate_sql() {
 	done
 }
 
-# Registers a fixture file through a psql variable, so its text is passed
-# as-is (NNN_name.sql: version NNN, name "name").
-register_sql() {
-	local f base version name
-	for f in "$@"; do
-		base=$(basename "$f" .sql)
-		version=$((10#${base%%_*}))
-		name=${base#*_}
-		printf "\\\\set up \`cat '%s'\`\n" "$f"
-		printf "SELECT tenant_mgr.migration_add(%d, '%s', :'up');\n" "$version" "$name"
-	done
-}
-
 tm_create_sql() {
 	local prefix=$1 from=$2 to=$3 i
 	for ((i = from; i <= to; i++)); do
 		printf "SELECT tenant_mgr.tenant_create('%s%d');\n" "$prefix" "$i"
 	done
 }
-
-echo "SELECT clock_timestamp() AS bench_t0 \\gset" | write_sql clock_start.sql
-echo "SELECT round(extract(epoch FROM clock_timestamp() - :'bench_t0'::timestamptz) * 1e6)::bigint;" |
-	write_sql clock_stop.sql
 
 say "preparing databases $RAW_DB and $TM_DB"
 sql postgres -c "CREATE DATABASE $RAW_DB" -c "CREATE DATABASE $TM_DB"
