@@ -92,6 +92,16 @@ SELECT state, version, count(*) FROM tenant_mgr.tenants WHERE name LIKE 'bulk%' 
 SELECT count(*) AS bulk_schemas FROM pg_namespace WHERE nspname LIKE 'tenant\_bulk%';
 INSERT INTO signups VALUES ('bulk1');
 \echo :LAST_ERROR_SQLSTATE
+-- a queued tenant deleted before the launcher got to it is called off
+CREATE TRIGGER deprovision AFTER DELETE ON signups
+  FOR EACH ROW EXECUTE FUNCTION tenant_mgr.customers_trigger('name=slug');
+BEGIN;
+INSERT INTO signups VALUES ('fleeting');
+DELETE FROM signups WHERE slug = 'fleeting';
+COMMIT;
+SELECT (SELECT count(*) FROM tenant_mgr.tenant WHERE name = 'fleeting') AS catalog_rows,
+       (SELECT count(*) FROM tenant_mgr.job WHERE tenant = 'fleeting') AS jobs,
+       (SELECT count(*) FROM pg_namespace WHERE nspname = 'tenant_fleeting') AS schemas;
 
 -- database tenants from a trigger are always queued, and start after commit
 CREATE TABLE db_customers (slug text);

@@ -656,10 +656,23 @@ tm_drop(const char *name, bool if_exists, bool force)
 		return false;
 	}
 	if (strcmp(t->state, "creating") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("tenant \"%s\" is still being created", name),
-				 errhint("Wait for it with tenant_mgr.tenant_wait('%s'), then drop it.", name)));
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(name)};
+
+		/* not started yet: the creation is simply called off */
+		tm_catalog_exec("DELETE FROM tenant_mgr.job WHERE tenant = $1"
+						" AND action = 'create' AND state = 'queued'",
+						1, types, values, NULL, SPI_OK_DELETE);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("tenant \"%s\" is still being created", name),
+					 errhint("Wait for it with tenant_mgr.tenant_wait('%s'), then drop it.", name)));
+		tm_tenant_delete(name);
+		tm_event_log(tm_run_id(), name, "drop", 0, "ok", NULL, tm_elapsed_ms(start));
+		return true;
+	}
 
 	if (tm_is_database(t->isolation))
 	{
