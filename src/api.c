@@ -44,14 +44,6 @@ PG_FUNCTION_INFO_V1(tenant_drop);
 PG_FUNCTION_INFO_V1(tenant_use);
 PG_FUNCTION_INFO_V1(tenant_rename);
 
-/* Runs one utility statement through SPI as the current user. */
-static void
-tm_utility(const char *sql)
-{
-	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not run \"%s\"", sql);
-}
-
 /* Returns text argument argno as a C string; NULL is an error. */
 static char *
 tm_arg_cstring(FunctionCallInfo fcinfo, int argno, const char *what)

@@ -472,13 +472,10 @@ tm_dbtenant_detach(TmTenant *t, bool force)
 
 	/* renaming waits a few seconds for terminated sessions to go */
 	detached = psprintf("tenant_mgr_drop_%u", dboid);
-	if (SPI_execute(psprintf("ALTER DATABASE %s RENAME TO %s",
-							 quote_identifier(dbname), quote_identifier(detached)),
-					false, 0) != SPI_OK_UTILITY ||
-		SPI_execute(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false",
-							 quote_identifier(detached)),
-					false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not detach database \"%s\"", dbname);
+	tm_utility(psprintf("ALTER DATABASE %s RENAME TO %s",
+						quote_identifier(dbname), quote_identifier(detached)));
+	tm_utility(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false",
+						quote_identifier(detached)));
 
 	(void) tm_job_queue(t->name, "drop", detached, dboid, t->owner, true, force);
 	return true;

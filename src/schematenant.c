@@ -35,7 +35,7 @@
 #include "tenant_mgr.h"
 
 /* Runs one utility statement through SPI as the current user. */
-static void
+void
 tm_utility(const char *sql)
 {
 	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)

@@ -241,6 +241,7 @@ extern bool tm_drop(const char *name, bool if_exists, bool force);
 extern void tm_rename(const char *name, const char *new_name);
 
 /* in schematenant.c */
+extern void tm_utility(const char *sql);
 extern bool tm_role_is_ours(const char *role, const char *tenant);
 extern void tm_check_owner_role(const char *role, const char *tenant);
 extern void tm_owner_role_create(const char *role, const char *tenant);
