@@ -79,6 +79,19 @@ tm_launcher_register_worker(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/* The tenant a job works on, as the flows want it. */
+static void
+tm_job_tenant(TmJob *job, const char *isolation, TmTenant *t)
+{
+	memset(t, 0, sizeof(TmTenant));
+	t->name = job->tenant;
+	t->isolation = (char *) isolation;
+	t->object_name = job->object_name;
+	t->object_oid = job->database_oid;
+	t->owner = job->owner;
+	t->schema = strcmp(isolation, TM_ISOLATION_SCHEMA) == 0 ? job->object_name : "public";
+}
+
 /* Runs one SQL statement in the launcher's open transaction. */
 static void
 tm_sql(const char *sql, int expected)
@@ -172,12 +185,7 @@ tm_run_create_schema(TmJob *job)
 	MemoryContext cxt = CurrentMemoryContext;
 	TmTenant	t;
 
-	memset(&t, 0, sizeof(t));
-	t.name = job->tenant;
-	t.isolation = TM_ISOLATION_SCHEMA;
-	t.object_name = job->object_name;
-	t.owner = job->owner;
-	t.schema = job->object_name;
+	tm_job_tenant(job, TM_ISOLATION_SCHEMA, &t);
 
 	PG_TRY();
 	{
@@ -267,12 +275,7 @@ tm_run_create(TmJob *job)
 	int64		run_id;
 	ListCell   *lc;
 
-	memset(&t, 0, sizeof(t));
-	t.name = job->tenant;
-	t.isolation = TM_ISOLATION_DATABASE;
-	t.object_name = job->object_name;
-	t.owner = job->owner;
-	t.schema = "public";
+	tm_job_tenant(job, TM_ISOLATION_DATABASE, &t);
 
 	tm_xact_begin();
 	migrations = tm_migration_list();
@@ -332,13 +335,7 @@ tm_run_drop(TmJob *job)
 	TmTenant	t;
 	TmExecRun  *drop;
 
-	memset(&t, 0, sizeof(t));
-	t.name = job->tenant;
-	t.isolation = TM_ISOLATION_DATABASE;
-	t.object_name = job->object_name;
-	t.object_oid = job->database_oid;
-	t.owner = job->owner;
-	t.schema = "public";
+	tm_job_tenant(job, TM_ISOLATION_DATABASE, &t);
 
 	drop = tm_exec_prepare(TM_EXEC_DROP_DATABASE, MyDatabaseId, &t, NIL);
 	if (!tm_job_exec(job, drop))
