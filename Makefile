@@ -28,7 +28,7 @@ EXTENSION = tenant_mgr
 DATA = tenant_mgr--1.0.sql
 PGFILEDESC = "tenant_mgr - schema- and database-per-tenant management"
 
-REGRESS = setup names migrations schema_tenants migrate drop database_tenants triggers security
+REGRESS = setup names migrations schema_tenants migrate drop database_tenants triggers security lifecycle
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
 # isolation specs and their expected output live under test/

@@ -17,7 +17,7 @@ CREATE TABLE tenant_mgr.tenant (
     object_oid  oid NOT NULL,
     owner       name NOT NULL,
     state       text NOT NULL DEFAULT 'ready'
-                CHECK (state IN ('creating', 'ready', 'failed')),
+                CHECK (state IN ('creating', 'ready', 'failed', 'detached')),
     version     bigint NOT NULL DEFAULT 0,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
@@ -48,7 +48,8 @@ CREATE TABLE tenant_mgr.event (
     id        bigint PRIMARY KEY DEFAULT nextval('tenant_mgr.event_id_seq'),
     run_id    bigint NOT NULL,
     tenant    text NOT NULL,
-    action    text NOT NULL CHECK (action IN ('create', 'up', 'down', 'drop', 'rename')),
+    action    text NOT NULL CHECK (action IN ('create', 'up', 'down', 'drop', 'rename',
+                                          'detach', 'attach')),
     version   bigint,
     status    text NOT NULL CHECK (status IN ('ok', 'failed', 'skipped')),
     sqlstate  text,
@@ -193,12 +194,36 @@ AS 'MODULE_PATHNAME', 'tenant_rename';
 COMMENT ON FUNCTION tenant_mgr.tenant_rename(text, text) IS
     'renames a tenant: its schema or database, its owner role and its catalog row';
 
+CREATE FUNCTION tenant_mgr.tenant_detach(
+    name text,
+    if_exists boolean DEFAULT false,
+    force boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_detach';
+COMMENT ON FUNCTION tenant_mgr.tenant_detach(text, boolean, boolean) IS
+    'moves a tenant aside, keeping its data: tenant_attach brings it back, tenant_drop removes it';
+
+CREATE FUNCTION tenant_mgr.tenant_attach(name text)
+RETURNS tenant_mgr.tenant
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_attach';
+COMMENT ON FUNCTION tenant_mgr.tenant_attach(text) IS
+    'gives a detached tenant its schema or database back';
+
+CREATE FUNCTION tenant_mgr.tenant_login_role(name text)
+RETURNS name
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_login_role';
+COMMENT ON FUNCTION tenant_mgr.tenant_login_role(text) IS
+    'creates (or returns) the LOGIN role <object>_login for the application, a member of the tenant''s owner role';
+
 CREATE FUNCTION tenant_mgr.customers_trigger()
 RETURNS trigger
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'customers_trigger';
 COMMENT ON FUNCTION tenant_mgr.customers_trigger() IS
-    'AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW trigger: arguments name=<column>, isolation=schema|database, on_delete=drop|keep, mode=inline|queued';
+    'AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW trigger: arguments name=<column>, isolation=schema|database, on_delete=drop|detach|keep, mode=inline|queued';
 
 CREATE FUNCTION tenant_mgr.provisioning_trigger(
     customers regclass,
@@ -223,12 +248,12 @@ BEGIN
         RAISE EXCEPTION 'arguments of provisioning_trigger must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF isolation NOT IN ('schema', 'database') OR on_delete NOT IN ('drop', 'keep')
+    IF isolation NOT IN ('schema', 'database') OR on_delete NOT IN ('drop', 'detach', 'keep')
        OR mode NOT IN ('inline', 'queued') THEN
         RAISE EXCEPTION 'invalid provisioning options: isolation %, on_delete %, mode %',
                         isolation, on_delete, mode
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'isolation is schema or database, on_delete drop or keep, mode inline or queued.';
+                  HINT = 'isolation is schema or database, on_delete drop, detach or keep, mode inline or queued.';
     END IF;
     SELECT c.relname, n.nspname INTO rel, nsp
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -296,6 +321,9 @@ REVOKE ALL ON FUNCTION
     tenant_mgr.tenant_drop(text, boolean, boolean),
     tenant_mgr.tenant_wait(text, interval),
     tenant_mgr.tenant_rename(text, text),
+    tenant_mgr.tenant_detach(text, boolean, boolean),
+    tenant_mgr.tenant_attach(text),
+    tenant_mgr.tenant_login_role(text),
     tenant_mgr.customers_trigger(),
     tenant_mgr.provisioning_trigger(regclass, name, text, text, text, regrole),
     tenant_mgr.tenant_use(text, boolean),

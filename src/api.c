@@ -43,6 +43,9 @@ PG_FUNCTION_INFO_V1(tenant_migrate);
 PG_FUNCTION_INFO_V1(tenant_drop);
 PG_FUNCTION_INFO_V1(tenant_use);
 PG_FUNCTION_INFO_V1(tenant_rename);
+PG_FUNCTION_INFO_V1(tenant_detach);
+PG_FUNCTION_INFO_V1(tenant_attach);
+PG_FUNCTION_INFO_V1(tenant_login_role);
 
 /* Returns text argument argno as a C string; NULL is an error. */
 static char *
@@ -668,7 +671,7 @@ tm_drop(const char *name, bool if_exists, bool force)
 
 	if (tm_is_database(t->isolation))
 	{
-		if (!tm_dbtenant_detach(t, force))
+		if (!tm_dbtenant_detach(t, force, true))
 			ereport(NOTICE,
 					(errmsg("database of tenant \"%s\" no longer exists", name),
 					 errdetail("Only its catalog row is removed.")));
@@ -689,6 +692,7 @@ tm_drop(const char *name, bool if_exists, bool force)
 			ereport(NOTICE,
 					(errmsg("schema of tenant \"%s\" no longer exists", name),
 					 errdetail("Only its catalog row is removed.")));
+		tm_login_role_drop(t->object_name, t->name);
 		tm_owner_role_drop(t->owner, t->name);
 	}
 	else
@@ -808,6 +812,7 @@ tm_rename(const char *name, const char *new_name)
 							quote_identifier(object), quote_literal_cstr(marker)));
 		owner = object;
 	}
+	tm_login_role_rename(t->object_name, name, object, new_name);
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(new_name);
@@ -843,6 +848,137 @@ tenant_rename(PG_FUNCTION_ARGS)
 	result = tm_tenant_row(new_name);
 	tm_spi_finish();
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * Detaches a tenant in the caller's transaction, keeping its data: the
+ * schema or database is renamed out of the way (tenant_mgr_detached_<oid>;
+ * a database is also closed to connections) and the tenant's state becomes
+ * "detached".  tenant_attach undoes it, tenant_drop finishes it.  Returns
+ * false when there was no such tenant and if_exists.
+ */
+bool
+tm_detach(const char *name, bool if_exists, bool force)
+{
+	TmTenant   *t;
+	instr_time	start;
+
+	INSTR_TIME_SET_CURRENT(start);
+	tm_tenant_lock(name);
+	t = tm_tenant_fetch(name, if_exists);
+	if (t == NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("tenant \"%s\" does not exist, skipping", name)));
+		return false;
+	}
+	tm_require_ready(t);
+	if (tm_is_database(t->isolation))
+	{
+		if (!tm_dbtenant_detach(t, force, false))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_DATABASE),
+					 errmsg("database of tenant \"%s\" does not exist", name)));
+	}
+	else
+	{
+		tm_resolve_schema(t);
+		tm_utility(psprintf("ALTER SCHEMA %s RENAME TO %s",
+							quote_identifier(t->schema),
+							quote_identifier(psprintf("tenant_mgr_detached_%u",
+													  tm_schema_find(t)))));
+	}
+	tm_tenant_set_state(name, "detached");
+	tm_event_log(tm_run_id(), name, "detach", 0, "ok", NULL, tm_elapsed_ms(start));
+	return true;
+}
+
+/*
+ * tenant_detach(name, if_exists, force) returns bool
+ */
+Datum
+tenant_detach(PG_FUNCTION_ARGS)
+{
+	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
+	bool		if_exists = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	bool		force = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	bool		detached;
+
+	tm_spi_connect();
+	detached = tm_detach(name, if_exists, force);
+	tm_spi_finish();
+	PG_RETURN_BOOL(detached);
+}
+
+/*
+ * tenant_attach(name) returns tenant_mgr.tenant
+ *
+ * Gives a detached tenant its schema or database name back.
+ */
+Datum
+tenant_attach(PG_FUNCTION_ARGS)
+{
+	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
+	TmTenant   *t;
+	Datum		result;
+	instr_time	start;
+
+	INSTR_TIME_SET_CURRENT(start);
+	tm_spi_connect();
+	tm_tenant_lock(name);
+	t = tm_tenant_fetch(name, false);
+	if (strcmp(t->state, "detached") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant \"%s\" is not detached", name),
+				 errdetail("Its state is \"%s\".", t->state)));
+	if (tm_is_database(t->isolation))
+		tm_dbtenant_attach(t);
+	else
+	{
+		Oid			nspoid = tm_schema_find(t);
+
+		if (!OidIsValid(nspoid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_SCHEMA),
+					 errmsg("schema of tenant \"%s\" does not exist", name)));
+		if (OidIsValid(get_namespace_oid(t->object_name, true)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_SCHEMA),
+					 errmsg("schema \"%s\" already exists", t->object_name)));
+		tm_utility(psprintf("ALTER SCHEMA %s RENAME TO %s",
+							quote_identifier(get_namespace_name(nspoid)),
+							quote_identifier(t->object_name)));
+	}
+	tm_tenant_set_state(name, "ready");
+	tm_event_log(tm_run_id(), name, "attach", 0, "ok", NULL, tm_elapsed_ms(start));
+	result = tm_tenant_row(name);
+	tm_spi_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * tenant_login_role(name) returns name
+ *
+ * Creates (or returns) the tenant's LOGIN role for the application:
+ * <object>_login, a member of the tenant's owner role.
+ */
+Datum
+tenant_login_role(PG_FUNCTION_ARGS)
+{
+	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
+	TmTenant   *t;
+	char	   *role;
+
+	tm_spi_connect();
+	tm_tenant_lock(name);
+	t = tm_tenant_fetch(name, false);
+	tm_require_ready(t);
+	if (tm_is_database(t->isolation))
+		tm_require_control_database("database tenants");
+	role = tm_login_role_create(t);
+	tm_spi_finish();
+	PG_RETURN_DATUM(DirectFunctionCall1(namein, CStringGetDatum(role)));
 }
 
 /*

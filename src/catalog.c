@@ -385,6 +385,17 @@ tm_tenant_set_version(const char *name, int64 version, const char *last_error)
 			3, types, values, nulls, SPI_OK_UPDATE);
 }
 
+/* Records a tenant's state (ready, detached). */
+void
+tm_tenant_set_state(const char *name, const char *state)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(name), CStringGetTextDatum(state)};
+
+	tm_exec(-1, "UPDATE tenant_mgr.tenant SET state = $2, updated_at = now() WHERE name = $1",
+			2, types, values, NULL, SPI_OK_UPDATE);
+}
+
 void
 tm_tenant_delete(const char *name)
 {

@@ -409,12 +409,12 @@ tm_dbtenant_migrate_fleet(List *tenants, List *migrations, int64 target,
 /*
  * Detaches a database tenant in the caller's transaction: terminates
  * tenant_mgr's own executors there (and other sessions if force, with the
- * caller's right to do so), renames the database out of the way, closes it
- * to connections and queues its removal.  Returns false when there is no
- * database of tenant_mgr's to detach (nothing is queued then).
+ * caller's right to do so), renames the database out of the way and closes
+ * it to connections; with drop, also queues its removal.  Returns false
+ * when there is no database of tenant_mgr's to detach.
  */
 bool
-tm_dbtenant_detach(TmTenant *t, bool force)
+tm_dbtenant_detach(TmTenant *t, bool force, bool drop)
 {
 	Oid			dboid;
 	char	   *dbname;
@@ -471,14 +471,46 @@ tm_dbtenant_detach(TmTenant *t, bool force)
 	}
 
 	/* renaming waits a few seconds for terminated sessions to go */
-	detached = psprintf("tenant_mgr_drop_%u", dboid);
-	tm_utility(psprintf("ALTER DATABASE %s RENAME TO %s",
-						quote_identifier(dbname), quote_identifier(detached)));
+	detached = psprintf(drop ? "tenant_mgr_drop_%u" : "tenant_mgr_detached_%u", dboid);
+	if (strcmp(dbname, detached) != 0)
+		tm_utility(psprintf("ALTER DATABASE %s RENAME TO %s",
+							quote_identifier(dbname), quote_identifier(detached)));
 	tm_utility(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false",
 						quote_identifier(detached)));
 
-	(void) tm_job_queue(t->name, "drop", detached, dboid, t->owner, true, force);
+	if (drop)
+		(void) tm_job_queue(t->name, "drop", detached, dboid, t->owner, true, force);
 	return true;
+}
+
+/*
+ * Attaches a detached database tenant again: its name back, connections
+ * allowed.  Raises an error when its database is gone or the name taken.
+ */
+void
+tm_dbtenant_attach(TmTenant *t)
+{
+	Oid			dboid;
+	char	   *dbname;
+
+	tm_require_control_database("database tenants");
+	dboid = tm_database_find(t);
+	if (!OidIsValid(dboid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_DATABASE),
+				 errmsg("database of tenant \"%s\" does not exist", t->name)));
+	dbname = get_database_name(dboid);
+	if (strcmp(dbname, t->object_name) != 0)
+	{
+		if (OidIsValid(get_database_oid(t->object_name, true)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_DATABASE),
+					 errmsg("database \"%s\" already exists", t->object_name)));
+		tm_utility(psprintf("ALTER DATABASE %s RENAME TO %s",
+							quote_identifier(dbname), quote_identifier(t->object_name)));
+	}
+	tm_utility(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true",
+						quote_identifier(t->object_name)));
 }
 
 /*

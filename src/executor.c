@@ -302,6 +302,7 @@ tm_exec_drop_database(TmExecTask *task)
 		GetUserIdAndSecContext(&save_userid, &save_sec_context);
 		SetUserIdAndSecContext(task->requester,
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		tm_login_role_drop(task->owner, task->tenant);
 		tm_owner_role_drop(task->owner, task->tenant);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}

@@ -22,6 +22,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -46,8 +47,8 @@ tm_utility(const char *sql)
  * True if role is a role tenant_mgr created for tenant (it carries the
  * tenant's mark).
  */
-bool
-tm_role_is_ours(const char *role, const char *tenant)
+static bool
+tm_role_marked(const char *role, const char *marker)
 {
 	Oid			roleid = get_role_oid(role, true);
 	char	   *comment;
@@ -55,7 +56,27 @@ tm_role_is_ours(const char *role, const char *tenant)
 	if (!OidIsValid(roleid))
 		return false;
 	comment = tm_shared_comment(roleid, AuthIdRelationId);
-	return comment != NULL && strcmp(comment, tm_schema_marker(tenant)) == 0;
+	return comment != NULL && strcmp(comment, marker) == 0;
+}
+
+bool
+tm_role_is_ours(const char *role, const char *tenant)
+{
+	return tm_role_marked(role, tm_schema_marker(tenant));
+}
+
+/* The mark of a tenant's application login role. */
+char *
+tm_login_marker(const char *tenant)
+{
+	return psprintf("tenant_mgr login %s", tenant);
+}
+
+/* The name of the login role of the tenant whose object is object_name. */
+char *
+tm_login_role_name(const char *object_name)
+{
+	return psprintf("%s_login", object_name);
 }
 
 /*
@@ -108,16 +129,16 @@ tm_owner_role_create(const char *role, const char *tenant)
 }
 
 /*
- * Drops a tenant's owner role if tenant_mgr created it and nothing depends
- * on it any more; otherwise keeps it with a warning.
+ * Drops a role that carries marker if nothing depends on it any more;
+ * otherwise keeps it with a warning.
  */
-void
-tm_owner_role_drop(const char *role, const char *tenant)
+static void
+tm_role_drop_marked(const char *role, const char *marker, const char *tenant)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 
-	if (!tm_role_is_ours(role, tenant))
+	if (!tm_role_marked(role, marker))
 		return;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
@@ -136,13 +157,86 @@ tm_owner_role_drop(const char *role, const char *tenant)
 		RollbackAndReleaseCurrentSubTransaction();
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
-				 errmsg("owner role \"%s\" of tenant \"%s\" was kept: %s",
+				 errmsg("role \"%s\" of tenant \"%s\" was kept: %s",
 						role, tenant, edata->message),
 				 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
+}
+
+/* Drops a tenant's owner role if tenant_mgr created it (see above). */
+void
+tm_owner_role_drop(const char *role, const char *tenant)
+{
+	tm_role_drop_marked(role, tm_schema_marker(tenant), tenant);
+}
+
+/* Drops a tenant's login role, if it has one (see above). */
+void
+tm_login_role_drop(const char *object_name, const char *tenant)
+{
+	tm_role_drop_marked(tm_login_role_name(object_name), tm_login_marker(tenant),
+						tenant);
+}
+
+/* Renames a tenant's login role along with the tenant, if it has one. */
+void
+tm_login_role_rename(const char *old_object, const char *old_tenant,
+					 const char *new_object, const char *new_tenant)
+{
+	char	   *old_role = tm_login_role_name(old_object);
+	char	   *new_role = tm_login_role_name(new_object);
+
+	if (!tm_role_marked(old_role, tm_login_marker(old_tenant)))
+		return;
+	if (strlen(new_role) > NAMEDATALEN - 1 || OidIsValid(get_role_oid(new_role, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("login role of tenant \"%s\" cannot be renamed to \"%s\"",
+						old_tenant, new_role),
+				 errdetail("The name is taken or longer than %d bytes.", NAMEDATALEN - 1)));
+	tm_utility(psprintf("ALTER ROLE %s RENAME TO %s",
+						quote_identifier(old_role), quote_identifier(new_role)));
+	tm_utility(psprintf("COMMENT ON ROLE %s IS %s", quote_identifier(new_role),
+						quote_literal_cstr(tm_login_marker(new_tenant))));
+}
+
+/*
+ * Creates the LOGIN role an application uses for tenant t: named
+ * <object>_login, marked, a member of the owner role (so it has the owner's
+ * privileges on the tenant's objects) and, for a database tenant, allowed
+ * to connect.  Returns its name; a role tenant_mgr already made for the
+ * tenant is returned as is.
+ */
+char *
+tm_login_role_create(const TmTenant *t)
+{
+	char	   *role = tm_login_role_name(t->object_name);
+
+	if (strlen(role) > NAMEDATALEN - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("login role name \"%s\" would be too long", role),
+				 errdetail("Role names are limited to %d bytes.", NAMEDATALEN - 1)));
+	if (tm_role_marked(role, tm_login_marker(t->name)))
+		return role;
+	if (OidIsValid(get_role_oid(role, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("role \"%s\" already exists", role),
+				 errdetail("It was not created by tenant_mgr, which never adopts an existing role.")));
+	tm_utility(psprintf("CREATE ROLE %s LOGIN", quote_identifier(role)));
+	tm_utility(psprintf("COMMENT ON ROLE %s IS %s", quote_identifier(role),
+						quote_literal_cstr(tm_login_marker(t->name))));
+	tm_utility(psprintf("GRANT %s TO %s", quote_identifier(t->owner),
+						quote_identifier(role)));
+	if (strcmp(t->isolation, TM_ISOLATION_DATABASE) == 0)
+		tm_utility(psprintf("GRANT CONNECT ON DATABASE %s TO %s",
+							quote_identifier(get_database_name(tm_database_find(t))),
+							quote_identifier(role)));
+	return role;
 }
 
 /*
@@ -261,5 +355,6 @@ tm_schematenant_drop(const TmTenant *t, Oid nspoid)
 	tm_utility(psprintf("DROP SCHEMA %s CASCADE", quote_identifier(nspname)));
 	AtEOXact_GUC(true, save_nestlevel);
 
+	tm_login_role_drop(t->object_name, t->name);
 	tm_owner_role_drop(t->owner, t->name);
 }

@@ -183,7 +183,8 @@ extern void tm_dbtenant_migrate_fleet(List *tenants, List *migrations,
 									  int64 target, bool stop_on_error,
 									  void (*report) (TmTenant *, TmExecRun *, void *),
 									  void *arg);
-extern bool tm_dbtenant_detach(TmTenant *t, bool force);
+extern bool tm_dbtenant_detach(TmTenant *t, bool force, bool drop);
+extern void tm_dbtenant_attach(TmTenant *t);
 extern TmExecRun *tm_dbtenant_read_ledger(const TmTenant *t, List *migrations);
 
 /* in jobs.c */
@@ -221,6 +222,7 @@ extern bool tm_tenant_reserve(const char *name, const char *isolation,
 							  const char *metadata);
 extern void tm_tenant_set_version(const char *name, int64 version,
 								  const char *last_error);
+extern void tm_tenant_set_state(const char *name, const char *state);
 extern void tm_tenant_delete(const char *name);
 extern Datum tm_tenant_row(const char *name);
 extern List *tm_migration_list(void);
@@ -239,6 +241,7 @@ extern void tm_create(const char *name, const char *isolation,
 					  const char *owner, const char *metadata, bool wait);
 extern bool tm_drop(const char *name, bool if_exists, bool force);
 extern void tm_rename(const char *name, const char *new_name);
+extern bool tm_detach(const char *name, bool if_exists, bool force);
 
 /* in schematenant.c */
 extern void tm_utility(const char *sql);
@@ -246,6 +249,12 @@ extern bool tm_role_is_ours(const char *role, const char *tenant);
 extern void tm_check_owner_role(const char *role, const char *tenant);
 extern void tm_owner_role_create(const char *role, const char *tenant);
 extern void tm_owner_role_drop(const char *role, const char *tenant);
+extern char *tm_login_marker(const char *tenant);
+extern char *tm_login_role_name(const char *object_name);
+extern void tm_login_role_drop(const char *object_name, const char *tenant);
+extern void tm_login_role_rename(const char *old_object, const char *old_tenant,
+								 const char *new_object, const char *new_tenant);
+extern char *tm_login_role_create(const TmTenant *t);
 extern List *tm_schematenant_build(TmTenant *t, List *migrations,
 								   bool own_role);
 extern void tm_check_no_outside_dependents(const TmTenant *t, Oid nspoid);

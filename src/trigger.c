@@ -8,7 +8,7 @@
  * Configured by trigger arguments of the form key=value:
  *	 name=<column>				the column holding the tenant name (required)
  *	 isolation=schema|database	default schema
- *	 on_delete=drop|keep		default drop
+ *	 on_delete=drop|detach|keep	default drop; detach keeps the data aside
  *	 mode=inline|queued			default inline; database tenants are always
  *								queued (a trigger never waits for CREATE
  *								DATABASE, and nothing starts before commit)
@@ -35,7 +35,7 @@ typedef struct TmTriggerConfig
 {
 	const char *column;
 	const char *isolation;
-	bool		drop_on_delete;
+	const char *on_delete;
 	bool		queued;
 } TmTriggerConfig;
 
@@ -46,7 +46,7 @@ tm_trigger_config(Trigger *trigger, Relation rel, TmTriggerConfig *cfg)
 
 	cfg->column = NULL;
 	cfg->isolation = TM_ISOLATION_SCHEMA;
-	cfg->drop_on_delete = true;
+	cfg->on_delete = "drop";
 	cfg->queued = false;
 
 	for (i = 0; i < trigger->tgnargs; i++)
@@ -67,8 +67,9 @@ tm_trigger_config(Trigger *trigger, Relation rel, TmTriggerConfig *cfg)
 				  strcmp(value, TM_ISOLATION_DATABASE) == 0))
 			cfg->isolation = value;
 		else if (strcmp(key, "on_delete") == 0 &&
-				 (strcmp(value, "drop") == 0 || strcmp(value, "keep") == 0))
-			cfg->drop_on_delete = strcmp(value, "drop") == 0;
+				 (strcmp(value, "drop") == 0 || strcmp(value, "detach") == 0 ||
+				  strcmp(value, "keep") == 0))
+			cfg->on_delete = value;
 		else if (strcmp(key, "mode") == 0 &&
 				 (strcmp(value, "inline") == 0 || strcmp(value, "queued") == 0))
 			cfg->queued = strcmp(value, "queued") == 0;
@@ -81,7 +82,7 @@ invalid:
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid argument \"%s\" of trigger \"%s\" on table \"%s\"",
 						arg, trigger->tgname, RelationGetRelationName(rel)),
-				 errhint("Valid arguments are name=<column>, isolation=schema|database, on_delete=drop|keep and mode=inline|queued.")));
+				 errhint("Valid arguments are name=<column>, isolation=schema|database, on_delete=drop|detach|keep and mode=inline|queued.")));
 	}
 	if (cfg->column == NULL)
 		ereport(ERROR,
@@ -147,8 +148,10 @@ customers_trigger(PG_FUNCTION_ARGS)
 	{
 		char	   *name = tm_row_name(trigdata->tg_trigtuple, rel, cfg.column);
 
-		if (name != NULL && cfg.drop_on_delete)
+		if (name != NULL && strcmp(cfg.on_delete, "drop") == 0)
 			(void) tm_drop(name, true, false);
+		else if (name != NULL && strcmp(cfg.on_delete, "detach") == 0)
+			(void) tm_detach(name, true, false);
 	}
 	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{

@@ -1,0 +1,98 @@
+-- Detach and attach (data kept aside, then back or dropped), and the
+-- application's login role of a tenant.
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fixtures :abs_srcdir '/test/fixtures'
+CREATE EXTENSION tenant_mgr;
+SELECT tenant_mgr.migrations_load(:'fixtures') AS loaded;
+SELECT name FROM tenant_mgr.tenant_create('acme');
+SELECT name FROM tenant_mgr.tenant_create('bigco', 'database');
+SELECT name FROM tenant_mgr.tenant_create('neighbor');
+INSERT INTO tenant_acme.accounts (name) VALUES ('kept while detached');
+
+-- a login role for the application: LOGIN, a member of the owner role
+SELECT tenant_mgr.tenant_login_role('acme') AS login;
+SELECT tenant_mgr.tenant_login_role('acme') AS same_again;
+SELECT rolname, rolcanlogin, rolsuper, pg_has_role(oid, 'tenant_acme', 'MEMBER') AS owner_member,
+       shobj_description(oid, 'pg_authid') AS comment
+  FROM pg_roles WHERE rolname = 'tenant_acme_login';
+SET ROLE tenant_acme_login;
+SELECT name FROM tenant_acme.accounts;
+SELECT count(*) FROM tenant_neighbor.accounts;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT tenant_mgr.tenant_drop('neighbor');
+SELECT tenant_mgr.tenant_login_role('bigco') AS login;
+SELECT has_database_privilege('tenant_bigco_login', 'tenant_bigco', 'CONNECT') AS bigco_login_connects,
+       has_database_privilege('tenant_acme_login', 'tenant_bigco', 'CONNECT') AS acme_login_connects;
+SELECT tenant_mgr.tenant_login_role('nobody');
+\echo :LAST_ERROR_SQLSTATE
+CREATE ROLE tenant_squat_login;
+SELECT name FROM tenant_mgr.tenant_create('squat');
+SELECT tenant_mgr.tenant_login_role('squat');
+\echo :LAST_ERROR_SQLSTATE
+DROP ROLE tenant_squat_login;
+SELECT tenant_mgr.tenant_drop('squat');
+
+-- the login role follows a rename
+SELECT name FROM tenant_mgr.tenant_rename('acme', 'acme_co');
+SELECT rolname, shobj_description(oid, 'pg_authid') AS comment
+  FROM pg_roles WHERE rolname LIKE 'tenant_acme%login' ORDER BY 1;
+SELECT name FROM tenant_mgr.tenant_rename('acme_co', 'acme');
+
+-- detach: the schema moves aside with its data, the tenant cannot be used
+SELECT tenant_mgr.tenant_detach('acme');
+SELECT name, state FROM tenant_mgr.tenants ORDER BY name;
+SELECT count(*) AS acme_schema FROM pg_namespace WHERE nspname = 'tenant_acme';
+SELECT count(*) AS detached_schemas FROM pg_namespace WHERE nspname LIKE 'tenant_mgr_detached_%';
+SELECT tenant_mgr.tenant_use('acme');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenant_mgr.tenant_migrate('acme');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_detach('acme');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_create('acme');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM tenant_mgr.verify();
+-- attach: back under its name, data intact
+SELECT name, state FROM tenant_mgr.tenant_attach('acme');
+SELECT name FROM tenant_acme.accounts;
+SELECT tenant_mgr.tenant_attach('acme');
+\echo :LAST_ERROR_SQLSTATE
+
+-- a database tenant detaches too: renamed and closed to connections
+SELECT tenant_mgr.tenant_detach('bigco');
+SELECT datname LIKE 'tenant_mgr_detached_%' AS detached, datallowconn
+  FROM pg_database d JOIN tenant_mgr.tenant t ON t.object_oid = d.oid WHERE t.name = 'bigco';
+SELECT name, state FROM tenant_mgr.tenant_attach('bigco');
+SELECT datname, datallowconn FROM pg_database WHERE datname = 'tenant_bigco';
+-- a detach rolled back leaves the tenant as it was
+BEGIN;
+SELECT tenant_mgr.tenant_detach('bigco');
+ROLLBACK;
+SELECT name, state FROM tenant_mgr.tenants WHERE name = 'bigco';
+
+-- the trigger can detach instead of dropping
+CREATE TABLE customers (slug text);
+CREATE TRIGGER provision AFTER INSERT OR DELETE ON customers
+  FOR EACH ROW EXECUTE FUNCTION tenant_mgr.customers_trigger('name=slug', 'on_delete=detach');
+INSERT INTO customers VALUES ('gdpr');
+INSERT INTO tenant_gdpr.accounts (name) VALUES ('to be erased later');
+DELETE FROM customers WHERE slug = 'gdpr';
+SELECT name, state FROM tenant_mgr.tenants WHERE name = 'gdpr';
+SELECT count(*) AS gdpr_rows_kept FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
+ WHERE n.nspname LIKE 'tenant_mgr_detached_%' AND c.relname = 'accounts';
+-- a detached tenant is dropped for good, with its roles
+SELECT tenant_mgr.tenant_drop('gdpr');
+SELECT tenant_mgr.tenant_drop('acme');
+SELECT tenant_mgr.tenant_detach('bigco');
+SELECT tenant_mgr.tenant_drop('bigco');
+SELECT tenant_mgr.tenant_wait('bigco', '2 minutes') AS bigco_dropped;
+SELECT count(*) AS schemas_left FROM pg_namespace
+ WHERE nspname LIKE 'tenant\_%' AND nspname <> 'tenant_mgr';
+SELECT count(*) AS databases_left FROM pg_database WHERE datname LIKE 'tenant\_%';
+SELECT rolname FROM pg_roles WHERE rolname LIKE 'tenant\_%' ORDER BY 1;
+SELECT tenant, action, status FROM tenant_mgr.history
+ WHERE action IN ('detach', 'attach') ORDER BY id;
+SELECT * FROM tenant_mgr.verify();
+DROP TABLE customers;
+DROP EXTENSION tenant_mgr;
