@@ -2,11 +2,13 @@
  *
  * api.c
  *		SQL-callable tenant functions: tenant_create, tenant_migrate,
- *		tenant_drop, tenant_rename, tenant_use, and the tm_create, tm_drop
- *		and tm_rename they share with the customers-table trigger.
+ *		tenant_drop, tenant_rename, tenant_detach, tenant_attach,
+ *		tenant_login_role, tenant_use, and the tm_create, tm_drop, tm_rename
+ *		and tm_detach they share with the customers-table trigger.
  *
- * Everything runs in the caller's transaction with the caller's
- * privileges: a rollback leaves nothing behind.  Every operation on a
+ * Schema tenants are handled in the caller's transaction with the caller's
+ * privileges, so a rollback leaves nothing behind; what PostgreSQL forbids
+ * there for database tenants goes through dbtenant.c.  Every operation on a
  * tenant first takes the tenant's lock without waiting (catalog.c), so two
  * operations on one tenant fail fast instead of interleaving.
  *
