@@ -8,21 +8,25 @@ MODULE_big = tenant_mgr
 OBJS = \
 	$(WIN32RES) \
 	src/api.o \
-	src/catalog.o \
+	src/tenantops.o \
+	src/trigger.o \
+	src/schematenant.o \
 	src/dbtenant.o \
-	src/dispatch.o \
-	src/executor.o \
-	src/jobs.o \
-	src/launcher.o \
+	src/roles.o \
 	src/marker.o \
-	src/migrate.o \
 	src/names.o \
 	src/registry.o \
-	src/schematenant.o \
+	src/migrate.o \
+	src/fleet.o \
+	src/queue.o \
+	src/launcher.o \
+	src/dispatch.o \
+	src/executor.o \
 	src/shmem.o \
-	src/tenant_mgr.o \
-	src/trigger.o \
-	src/verify.o
+	src/catalog.o \
+	src/spi.o \
+	src/verify.o \
+	src/tenant_mgr.o
 
 EXTENSION = tenant_mgr
 DATA = tenant_mgr--1.0.sql
@@ -38,7 +42,10 @@ ISOLATION_OPTS = --inputdir=test --temp-instance=tmp_check_iso --temp-config=tes
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-PG_CPPFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla
+# -Wextra for our code; the server headers are searched as system headers so
+# that their own unused parameters (lib/ilist.h, storage/bufpage.h) stay quiet
+PG_CPPFLAGS = -Wall -Wextra -Wmissing-prototypes -Wpointer-arith -Werror=vla \
+	-isystem $(shell $(PG_CONFIG) --includedir-server)
 EXTRA_CLEAN = tmp_check_regress
 
 PG_CONFIG ?= pg_config

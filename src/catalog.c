@@ -1,12 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * catalog.c
- *		Reads and writes of the tenant_mgr catalog tables through SPI.
+ *		The tenant_mgr catalog: tenant rows, registered migrations, the event
+ *		log, and per-tenant locks.
  *
- * Every function here expects an open SPI connection (tm_spi_connect) and
- * returns data allocated in the current SPI procedure context, so it lives
- * until tm_spi_finish.  Statements run often are prepared once per backend
- * and kept; the plan cache re-plans them if the extension is re-created.
+ * Every function here expects an open SPI connection and runs its statement
+ * as the catalog owner (spi.c: tm_catalog_exec).  Results are allocated in
+ * tm_result_cxt().  The enums of tenant_mgr.h meet their text values here
+ * (and in queue.c for jobs), nowhere else.
  *
  * Per-tenant locks are transaction-scoped advisory locks in the control
  * database, taken without waiting: two operations on one tenant never
@@ -16,35 +17,14 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
-#include "access/htup_details.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
-#include "utils/lsyscache.h"
-#include "utils/syscache.h"
-#include "utils/snapmgr.h"
+#include "utils/memutils.h"
 
 #include "tenant_mgr.h"
-
-/* Statements prepared once per backend. */
-typedef enum TmPlanId
-{
-	TM_PLAN_TENANT_FETCH,
-	TM_PLAN_TENANT_SET_VERSION,
-	TM_PLAN_EVENT_LOG,
-	TM_PLAN_TENANT_RESERVE,
-	TM_PLAN_JOB_QUEUE,
-	TM_NUM_PLANS
-} TmPlanId;
-
-static SPIPlanPtr tm_plans[TM_NUM_PLANS];
 
 /* Lock tag field4 that sets tenant_mgr's advisory locks apart from users'. */
 #define TM_LOCK_FIELD4 0x746d
@@ -52,187 +32,95 @@ static SPIPlanPtr tm_plans[TM_NUM_PLANS];
 #define TENANT_COLUMNS \
 	"name, isolation, object_name, object_oid, owner, state, version, last_error"
 
-void
-tm_spi_connect(void)
+static const char *const tm_isolation_names[] = {"schema", "database"};
+static const char *const tm_state_names[] = {"creating", "ready", "failed", "detached"};
+static const char *const tm_event_action_names[] = {
+	"create", "up", "down", "drop", "rename", "detach", "attach"
+};
+static const char *const tm_event_status_names[] = {"ok", "failed", "skipped"};
+
+/* Statements run often, prepared once per backend. */
+static SPIPlanPtr tm_plan_tenant_fetch = NULL;
+static SPIPlanPtr tm_plan_tenant_set_version = NULL;
+static SPIPlanPtr tm_plan_tenant_reserve = NULL;
+static SPIPlanPtr tm_plan_event_log = NULL;
+
+const char *
+tm_isolation_name(TmIsolation isolation)
 {
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	return tm_isolation_names[isolation];
 }
 
-void
-tm_spi_finish(void)
+/* Parses an isolation given by a user; an unknown one is an error. */
+TmIsolation
+tm_isolation_parse(const char *isolation)
 {
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	if (strcmp(isolation, "schema") == 0)
+		return TM_SCHEMA;
+	if (strcmp(isolation, "database") == 0)
+		return TM_DATABASE;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid isolation \"%s\"", isolation),
+			 errhint("Valid values are \"schema\" and \"database\".")));
+	return TM_SCHEMA;			/* keep compiler quiet */
 }
 
-/*
- * For background workers: starts a transaction with a snapshot and an SPI
- * connection, and commits it.  In between, the caller's memory context
- * stays current, so what it reads survives the commit.
- */
-static MemoryContext tm_xact_caller_cxt = NULL;
-
-void
-tm_xact_begin(void)
+const char *
+tm_state_name(TmTenantState state)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	tm_spi_connect();
-	/* results must outlive the transaction: see tm_result_cxt() */
-	tm_xact_caller_cxt = cxt;
-	MemoryContextSwitchTo(cxt);
+	return tm_state_names[state];
 }
 
-void
-tm_xact_commit(void)
+/* The index of value in names[n]; the catalog's CHECKs allow nothing else. */
+static int
+tm_parse_value(const char *const *names, int n, const char *value)
 {
-	MemoryContext cxt = tm_xact_caller_cxt;
+	int			i;
 
-	tm_spi_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(cxt);
-	tm_xact_caller_cxt = NULL;
-}
-
-/*
- * The memory context for results of SPI reads.  Every SPI call leaves the
- * SPI procedure context current, which SPI_finish frees; inside
- * tm_xact_begin/commit, results go to the caller's context instead.
- */
-MemoryContext
-tm_result_cxt(void)
-{
-	return tm_xact_caller_cxt ? tm_xact_caller_cxt : CurrentMemoryContext;
+	for (i = 0; i < n; i++)
+		if (strcmp(names[i], value) == 0)
+			return i;
+	elog(ERROR, "unexpected catalog value \"%s\"", value);
+	return 0;					/* keep compiler quiet */
 }
 
 /*
- * Returns the role that owns the catalog (the owner of tenant_mgr.tenant,
- * that is, whoever created the extension).
+ * Returns a new TmTenant (state "creating", no object yet).  Its schema is
+ * where its ledger and migrations go: its own schema, or "public" of its
+ * own database.
  */
-static Oid
-tm_catalog_owner(void)
+TmTenant *
+tm_tenant_make(const char *name, TmIsolation isolation,
+			   const char *object_name, const char *owner)
 {
-	Oid			nspoid = get_namespace_oid("tenant_mgr", false);
-	Oid			relid = get_relname_relid("tenant", nspoid);
-	HeapTuple	tup;
-	Oid			owner;
+	TmTenant   *t = palloc0(sizeof(TmTenant));
 
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("the tenant_mgr catalog is missing"),
-				 errhint("Run CREATE EXTENSION tenant_mgr in this database.")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-/*
- * Runs a catalog statement with parameters; raises an error unless SPI
- * answers "expected".  With a plan id, the statement is prepared once.
- *
- * The catalog is read and written as its owner: callers need EXECUTE on
- * tenant_mgr's functions, never privileges on its tables, so direct DML on
- * the catalog or the queue is no way around the checks the functions make.
- * Everything else (the DDL on tenants) runs as the caller.  The search_path
- * is pinned to pg_catalog, so that nothing a caller planted runs with the
- * owner's rights.  An error restores the caller's identity and settings
- * with the (sub)transaction's abort.
- */
-static void
-tm_exec(int planid, const char *sql, int nargs, Oid *types, Datum *values,
-		const char *nulls, int expected)
-{
-	int			rc;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(tm_catalog_owner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	/* a caller's search_path must not pick the functions we call */
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-
-	if (planid >= 0)
-	{
-		if (tm_plans[planid] == NULL)
-		{
-			/*
-			 * Lookups by name always get a custom plan: a generic one made
-			 * while the catalog was small would scan it whole for every
-			 * tenant of a large run.  Plain INSERTs need no such care.
-			 */
-			bool		lookup = (planid == TM_PLAN_TENANT_FETCH ||
-								  planid == TM_PLAN_TENANT_SET_VERSION);
-			SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
-												  lookup ? CURSOR_OPT_CUSTOM_PLAN : 0);
-
-			if (plan == NULL)
-				elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-					 sql, SPI_result_code_string(SPI_result));
-			if (SPI_keepplan(plan) != 0)
-				elog(ERROR, "SPI_keepplan failed");
-			tm_plans[planid] = plan;
-		}
-		rc = SPI_execute_plan(tm_plans[planid], values, nulls, false, 0);
-	}
-	else
-		rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-
-	AtEOXact_GUC(true, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	if (rc != expected)
-		elog(ERROR, "SPI_execute failed for \"%s\": %s",
-			 sql, SPI_result_code_string(rc));
-}
-
-/* tm_exec for the other files: one catalog statement, not prepared. */
-void
-tm_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
-				const char *nulls, int expected)
-{
-	tm_exec(-1, sql, nargs, types, values, nulls, expected);
-}
-
-
-/* Column "col" of row "row" of the last result, as a string or NULL. */
-static char *
-tm_value(int row, int col)
-{
-	MemoryContext old = MemoryContextSwitchTo(tm_result_cxt());
-	char	   *v = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
-
-	MemoryContextSwitchTo(old);
-	return v;
+	t->name = pstrdup(name);
+	t->isolation = isolation;
+	t->object_name = pstrdup(object_name);
+	t->owner = pstrdup(owner);
+	t->state = TM_CREATING;
+	t->schema = isolation == TM_SCHEMA ? t->object_name : "public";
+	return t;
 }
 
 static TmTenant *
-tm_tenant_from_row(int row)
+tm_tenant_from_row(uint64 row)
 {
-	TmTenant   *t = MemoryContextAllocZero(tm_result_cxt(), sizeof(TmTenant));
+	MemoryContext old = MemoryContextSwitchTo(tm_result_cxt());
+	TmTenant   *t;
 
-	t->name = tm_value(row, 1);
-	t->isolation = tm_value(row, 2);
-	t->object_name = tm_value(row, 3);
-	t->object_oid = (Oid) strtoul(tm_value(row, 4), NULL, 10);
-	t->owner = tm_value(row, 5);
-	t->state = tm_value(row, 6);
-	t->version = strtoi64(tm_value(row, 7), NULL, 10);
-	t->last_error = tm_value(row, 8);
-	t->schema = strcmp(t->isolation, TM_ISOLATION_DATABASE) == 0 ?
-		"public" : t->object_name;
+	t = tm_tenant_make(tm_get_text(row, 1),
+					   tm_parse_value(tm_isolation_names, lengthof(tm_isolation_names),
+									  tm_get_text(row, 2)),
+					   tm_get_text(row, 3), tm_get_text(row, 5));
+	t->object_oid = tm_get_oid(row, 4);
+	t->state = tm_parse_value(tm_state_names, lengthof(tm_state_names),
+							  tm_get_text(row, 6));
+	t->version = tm_get_int64(row, 7);
+	t->last_error = tm_get_text(row, 8);
+	MemoryContextSwitchTo(old);
 	return t;
 }
 
@@ -246,9 +134,9 @@ tm_tenant_fetch(const char *name, bool missing_ok)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
 
-	tm_exec(TM_PLAN_TENANT_FETCH,
-			"SELECT " TENANT_COLUMNS " FROM tenant_mgr.tenant WHERE name = $1",
-			1, types, values, NULL, SPI_OK_SELECT);
+	tm_catalog_exec_kept(&tm_plan_tenant_fetch, CURSOR_OPT_CUSTOM_PLAN,
+						 "SELECT " TENANT_COLUMNS " FROM tenant_mgr.tenant WHERE name = $1",
+						 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
 		if (missing_ok)
@@ -266,11 +154,10 @@ tm_tenant_list(void)
 {
 	List	   *result = NIL;
 	uint64		i;
-
 	MemoryContext old;
 
-	tm_exec(-1, "SELECT " TENANT_COLUMNS " FROM tenant_mgr.tenant ORDER BY name",
-			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	tm_catalog_exec("SELECT " TENANT_COLUMNS " FROM tenant_mgr.tenant ORDER BY name",
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	old = MemoryContextSwitchTo(tm_result_cxt());
 	for (i = 0; i < SPI_processed; i++)
 		result = lappend(result, tm_tenant_from_row(i));
@@ -278,30 +165,46 @@ tm_tenant_list(void)
 	return result;
 }
 
+/* Only tenants in state "ready" can be migrated, used, renamed or detached. */
 void
-tm_tenant_insert(const char *name, const char *isolation,
-				 const char *object_name, Oid object_oid,
-				 const char *owner, int64 version, const char *metadata,
-				 const char *state)
+tm_tenant_require_ready(const TmTenant *t)
+{
+	if (t->state != TM_READY)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant \"%s\" is not ready", t->name),
+				 errdetail("Its state is \"%s\".", tm_state_name(t->state)),
+				 t->state == TM_CREATING ?
+				 errhint("Wait for it with tenant_mgr.tenant_wait('%s').", t->name) : 0));
+}
+
+static Datum
+tm_name_datum(const char *s)
+{
+	return DirectFunctionCall1(namein, CStringGetDatum(s));
+}
+
+/* Records a tenant built in the current transaction, as it is in t. */
+void
+tm_tenant_insert(const TmTenant *t, const char *metadata)
 {
 	Oid			types[8] = {TEXTOID, TEXTOID, NAMEOID, OIDOID, NAMEOID,
 	INT8OID, TEXTOID, TEXTOID};
 	Datum		values[8];
 
-	values[0] = CStringGetTextDatum(name);
-	values[1] = CStringGetTextDatum(isolation);
-	values[2] = DirectFunctionCall1(namein, CStringGetDatum(object_name));
-	values[3] = ObjectIdGetDatum(object_oid);
-	values[4] = DirectFunctionCall1(namein, CStringGetDatum(owner));
-	values[5] = Int64GetDatum(version);
+	values[0] = CStringGetTextDatum(t->name);
+	values[1] = CStringGetTextDatum(tm_isolation_name(t->isolation));
+	values[2] = tm_name_datum(t->object_name);
+	values[3] = ObjectIdGetDatum(t->object_oid);
+	values[4] = tm_name_datum(t->owner);
+	values[5] = Int64GetDatum(t->version);
 	values[6] = CStringGetTextDatum(metadata);
-	values[7] = CStringGetTextDatum(state);
+	values[7] = CStringGetTextDatum(tm_state_name(t->state));
 
-	tm_exec(-1,
-			"INSERT INTO tenant_mgr.tenant"
-			" (name, isolation, object_name, object_oid, owner, version, metadata, state)"
-			" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
-			8, types, values, NULL, SPI_OK_INSERT);
+	tm_catalog_exec("INSERT INTO tenant_mgr.tenant"
+					" (name, isolation, object_name, object_oid, owner, version, metadata, state)"
+					" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
+					8, types, values, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -310,55 +213,23 @@ tm_tenant_insert(const char *name, const char *isolation,
  * inserting it).
  */
 bool
-tm_tenant_reserve(const char *name, const char *isolation,
-				  const char *object_name, const char *owner,
-				  const char *metadata)
+tm_tenant_reserve(const TmTenant *t, const char *metadata)
 {
 	Oid			types[5] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID, TEXTOID};
 	Datum		values[5];
 
-	values[0] = CStringGetTextDatum(name);
-	values[1] = CStringGetTextDatum(isolation);
-	values[2] = DirectFunctionCall1(namein, CStringGetDatum(object_name));
-	values[3] = DirectFunctionCall1(namein, CStringGetDatum(owner));
+	values[0] = CStringGetTextDatum(t->name);
+	values[1] = CStringGetTextDatum(tm_isolation_name(t->isolation));
+	values[2] = tm_name_datum(t->object_name);
+	values[3] = tm_name_datum(t->owner);
 	values[4] = CStringGetTextDatum(metadata);
-	tm_exec(TM_PLAN_TENANT_RESERVE,
-			"INSERT INTO tenant_mgr.tenant"
-			" (name, isolation, object_name, object_oid, owner, version, metadata, state)"
-			" VALUES ($1, $2, $3, 0, $4, 0, $5::jsonb, 'creating')"
-			" ON CONFLICT DO NOTHING",
-			5, types, values, NULL, SPI_OK_INSERT);
+	tm_catalog_exec_kept(&tm_plan_tenant_reserve, 0,
+						 "INSERT INTO tenant_mgr.tenant"
+						 " (name, isolation, object_name, object_oid, owner, version, metadata, state)"
+						 " VALUES ($1, $2, $3, 0, $4, 0, $5::jsonb, 'creating')"
+						 " ON CONFLICT DO NOTHING",
+						 5, types, values, NULL, SPI_OK_INSERT);
 	return SPI_processed == 1;
-}
-
-/*
- * Inserts a job, run by the launcher once the current transaction commits,
- * with the rights of the current user; returns its id.
- */
-int64
-tm_job_insert(const char *tenant, const char *action, const char *object_name,
-			  Oid database_oid, const char *owner, bool own_role, bool force)
-{
-	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID, BOOLOID, TEXTOID, BOOLOID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-
-	values[0] = CStringGetTextDatum(tenant);
-	values[1] = CStringGetTextDatum(action);
-	values[2] = CStringGetTextDatum(object_name);
-	values[3] = ObjectIdGetDatum(database_oid);
-	if (!OidIsValid(database_oid))
-		nulls[3] = 'n';
-	values[4] = CStringGetTextDatum(owner);
-	values[5] = BoolGetDatum(force);
-	values[6] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
-	values[7] = BoolGetDatum(own_role);
-	tm_exec(TM_PLAN_JOB_QUEUE,
-			"INSERT INTO tenant_mgr.job"
-			" (tenant, action, object_name, database_oid, owner, force, requested_by, own_role)"
-			" VALUES ($1, $2, $3::name, $4, $5::name, $6, $7::name, $8) RETURNING id",
-			8, types, values, nulls, SPI_OK_INSERT_RETURNING);
-	return strtoi64(tm_value(0, 1), NULL, 10);
 }
 
 /* Records a tenant's version (the ledger's, just written) and last error. */
@@ -378,22 +249,68 @@ tm_tenant_set_version(const char *name, int64 version, const char *last_error)
 		values[2] = (Datum) 0;
 		nulls[2] = 'n';
 	}
-	tm_exec(TM_PLAN_TENANT_SET_VERSION,
-			"UPDATE tenant_mgr.tenant"
-			" SET version = $2, last_error = $3, updated_at = now()"
-			" WHERE name = $1",
-			3, types, values, nulls, SPI_OK_UPDATE);
+	tm_catalog_exec_kept(&tm_plan_tenant_set_version, CURSOR_OPT_CUSTOM_PLAN,
+						 "UPDATE tenant_mgr.tenant"
+						 " SET version = $2, last_error = $3, updated_at = now()"
+						 " WHERE name = $1",
+						 3, types, values, nulls, SPI_OK_UPDATE);
 }
 
 /* Records a tenant's state (ready, detached). */
 void
-tm_tenant_set_state(const char *name, const char *state)
+tm_tenant_set_state(const char *name, TmTenantState state)
 {
 	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(name), CStringGetTextDatum(state)};
+	Datum		values[2] = {CStringGetTextDatum(name),
+	CStringGetTextDatum(tm_state_name(state))};
 
-	tm_exec(-1, "UPDATE tenant_mgr.tenant SET state = $2, updated_at = now() WHERE name = $1",
-			2, types, values, NULL, SPI_OK_UPDATE);
+	tm_catalog_exec("UPDATE tenant_mgr.tenant SET state = $2, updated_at = now() WHERE name = $1",
+					2, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/* A queued tenant, still "creating", is built: it becomes "ready". */
+void
+tm_tenant_set_ready(const char *name, Oid object_oid, int64 version)
+{
+	Oid			types[3] = {TEXTOID, OIDOID, INT8OID};
+	Datum		values[3] = {CStringGetTextDatum(name),
+		ObjectIdGetDatum(object_oid),
+	Int64GetDatum(version)};
+
+	tm_catalog_exec("UPDATE tenant_mgr.tenant SET state = 'ready', object_oid = $2,"
+					" version = $3, last_error = NULL, updated_at = now()"
+					" WHERE name = $1 AND state = 'creating'",
+					3, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/* A queued tenant, still "creating", could not be built. */
+void
+tm_tenant_set_failed(const char *name, const char *message)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(name),
+	CStringGetTextDatum(message)};
+
+	tm_catalog_exec("UPDATE tenant_mgr.tenant SET state = 'failed', last_error = $2,"
+					" updated_at = now() WHERE name = $1 AND state = 'creating'",
+					2, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/* A renamed tenant: its name, object name and owner. */
+void
+tm_tenant_rename_row(const char *name, const char *new_name,
+					 const char *object, const char *owner)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID};
+	Datum		values[4];
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(new_name);
+	values[2] = tm_name_datum(object);
+	values[3] = tm_name_datum(owner);
+	tm_catalog_exec("UPDATE tenant_mgr.tenant SET name = $2, object_name = $3,"
+					" owner = $4, updated_at = now() WHERE name = $1",
+					4, types, values, NULL, SPI_OK_UPDATE);
 }
 
 void
@@ -402,8 +319,8 @@ tm_tenant_delete(const char *name)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
 
-	tm_exec(-1, "DELETE FROM tenant_mgr.tenant WHERE name = $1",
-			1, types, values, NULL, SPI_OK_DELETE);
+	tm_catalog_exec("DELETE FROM tenant_mgr.tenant WHERE name = $1",
+					1, types, values, NULL, SPI_OK_DELETE);
 }
 
 /*
@@ -417,8 +334,8 @@ tm_tenant_row(const char *name)
 	Datum		values[1] = {CStringGetTextDatum(name)};
 	bool		isnull;
 
-	tm_exec(-1, "SELECT t FROM tenant_mgr.tenant t WHERE name = $1",
-			1, types, values, NULL, SPI_OK_SELECT);
+	tm_catalog_exec("SELECT t FROM tenant_mgr.tenant t WHERE name = $1",
+					1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		elog(ERROR, "tenant \"%s\" vanished from the catalog", name);
 	return SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
@@ -435,21 +352,20 @@ tm_migration_list(void)
 	uint64		i;
 	MemoryContext old;
 
-	tm_exec(-1,
-			"SELECT version, name, up_sql, down_sql, transactional, checksum"
-			" FROM tenant_mgr.migration ORDER BY version",
-			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	tm_catalog_exec("SELECT version, name, up_sql, down_sql, transactional, checksum"
+					" FROM tenant_mgr.migration ORDER BY version",
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	old = MemoryContextSwitchTo(tm_result_cxt());
 	for (i = 0; i < SPI_processed; i++)
 	{
 		TmMigration *m = palloc0(sizeof(TmMigration));
 
-		m->version = strtoi64(tm_value(i, 1), NULL, 10);
-		m->name = tm_value(i, 2);
-		m->up_sql = tm_value(i, 3);
-		m->down_sql = tm_value(i, 4);
-		m->transactional = strcmp(tm_value(i, 5), "t") == 0;
-		m->checksum = tm_value(i, 6);
+		m->version = tm_get_int64(i, 1);
+		m->name = tm_get_text(i, 2);
+		m->up_sql = tm_get_text(i, 3);
+		m->down_sql = tm_get_text(i, 4);
+		m->transactional = tm_get_bool(i, 5);
+		m->checksum = tm_get_text(i, 6);
 		result = lappend(result, m);
 	}
 	MemoryContextSwitchTo(old);
@@ -460,27 +376,28 @@ tm_migration_list(void)
 int64
 tm_migration_latest(void)
 {
-	tm_exec(-1, "SELECT coalesce(max(version), 0) FROM tenant_mgr.migration",
-			0, NULL, NULL, NULL, SPI_OK_SELECT);
-	return strtoi64(tm_value(0, 1), NULL, 10);
+	tm_catalog_exec("SELECT coalesce(max(version), 0) FROM tenant_mgr.migration",
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	return tm_get_int64(0, 1);
 }
 
 /* Returns a new run id, which groups the events of one call. */
 int64
 tm_run_id(void)
 {
-	tm_exec(-1, "SELECT nextval('tenant_mgr.run_id_seq')",
-			0, NULL, NULL, NULL, SPI_OK_SELECT);
-	return strtoi64(tm_value(0, 1), NULL, 10);
+	tm_catalog_exec("SELECT nextval('tenant_mgr.run_id_seq')",
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	return tm_get_int64(0, 1);
 }
 
 /*
  * Appends a row to tenant_mgr.event.  edata, when given, supplies the
- * SQLSTATE and message of a failure; version 0 means "no migration".
+ * SQLSTATE and message of a failure (or, with SQLSTATE 00000, a note on a
+ * success); version 0 means "no migration".
  */
 void
-tm_event_log(int64 run_id, const char *tenant, const char *action,
-			 int64 version, const char *status, ErrorData *edata, double ms)
+tm_event_log(int64 run_id, const char *tenant, TmEventAction action,
+			 int64 version, TmEventStatus status, ErrorData *edata, double ms)
 {
 	Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID,
 	TEXTOID, TEXTOID, FLOAT8OID, TEXTOID};
@@ -489,14 +406,13 @@ tm_event_log(int64 run_id, const char *tenant, const char *action,
 
 	values[0] = Int64GetDatum(run_id);
 	values[1] = CStringGetTextDatum(tenant);
-	values[2] = CStringGetTextDatum(action);
+	values[2] = CStringGetTextDatum(tm_event_action_names[action]);
 	values[3] = Int64GetDatum(version);
 	if (version == 0)
 		nulls[3] = 'n';
-	values[4] = CStringGetTextDatum(status);
+	values[4] = CStringGetTextDatum(tm_event_status_names[status]);
 	if (edata)
 	{
-		/* a note on a success (a rename's old name) has no SQLSTATE */
 		if (edata->sqlerrcode == ERRCODE_SUCCESSFUL_COMPLETION)
 			nulls[5] = 'n';
 		else
@@ -511,11 +427,26 @@ tm_event_log(int64 run_id, const char *tenant, const char *action,
 	values[7] = Float8GetDatum(ms);
 	values[8] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 
-	tm_exec(TM_PLAN_EVENT_LOG,
-			"INSERT INTO tenant_mgr.event"
-			" (run_id, tenant, action, version, status, sqlstate, message, duration, run_by)"
-			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8 * interval '1 millisecond', $9::name)",
-			9, types, values, nulls, SPI_OK_INSERT);
+	tm_catalog_exec_kept(&tm_plan_event_log, 0,
+						 "INSERT INTO tenant_mgr.event"
+						 " (run_id, tenant, action, version, status, sqlstate, message, duration, run_by)"
+						 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8 * interval '1 millisecond', $9::name)",
+						 9, types, values, nulls, SPI_OK_INSERT);
+}
+
+/* Logs each of steps (TmStep) that succeeded, in order. */
+void
+tm_event_log_steps(int64 run_id, const char *tenant, List *steps)
+{
+	ListCell   *lc;
+
+	foreach(lc, steps)
+	{
+		TmStep	   *s = lfirst(lc);
+
+		tm_event_log(run_id, tenant, s->up ? TM_EV_UP : TM_EV_DOWN,
+					 s->migration->version, TM_EV_OK, NULL, s->ms);
+	}
 }
 
 /*

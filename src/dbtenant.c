@@ -1,24 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * dbtenant.c
- *		Database tenants: the flows that create, migrate and drop a tenant
- *		that is a whole database, driven from a backend or the launcher.
+ *		Database tenants: a whole database, built by executors, renamed,
+ *		detached, attached and removed, from a backend or the launcher.
  *
- * Create, interactive: an executor in the control database commits an
- * intent naming the caller's transaction, creates the owner role and the
- * database; a second executor, connected to the new database, writes the
- * ledger and applies the migrations; the caller then records the tenant
- * and deletes the intent in its own transaction.  If that transaction
- * aborts, the intent survives it and the launcher removes the orphan.
- *
- * Create, queued: the caller's transaction inserts a catalog row in state
- * "creating" and a job; the launcher runs the same executors after commit
- * and records the result.  A job interrupted by a crash runs again from the
- * start; every executor step resumes what an earlier run left.
+ * Build (tm_dbtenant_build), the same for a caller and for a queued job: an
+ * executor in the control database commits an intent, creates the owner
+ * role and the database; a second executor, connected to the new database,
+ * writes the ledger and applies the migrations, each in a transaction of
+ * its own.  A caller then records the tenant and deletes the intent in its
+ * own transaction; if that aborts, the intent survives it and the launcher
+ * removes the orphan.  For a job, the launcher records the result itself;
+ * a job interrupted by a crash runs again from the start, and every
+ * executor step resumes what an earlier run left.
  *
  * Drop: the caller's transaction detaches the database (renames it out of
  * the way and closes it to connections) and queues a job; after commit the
- * launcher drops it.  Rolling back the detach undoes it.
+ * launcher removes it (tm_dbtenant_remove).  Rolling back the detach undoes
+ * it.
  *
  * All of this runs in the control database (tenant_mgr.database) of a
  * server that preloads tenant_mgr.
@@ -27,171 +26,166 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/pg_authid.h"
-#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
-#include "commands/comment.h"
 #include "commands/dbcommands.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
-#include "pgstat.h"
-#include "portability/instr_time.h"
-#include "storage/latch.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/snapmgr.h"
-#include "utils/syscache.h"
 
 #include "tenant_mgr.h"
 
+static bool tm_dbtenant_exec(TmExecRun *run, TmJob *job);
+static void tm_dbtenant_record(TmTenant *t, const char *metadata, TmJob *job,
+							   int64 intent, List *steps, instr_time start);
+static void tm_cleanup_creation(const TmTenant *t, Oid dboid, int64 intent);
+static void tm_terminate_sessions(const TmTenant *t, Oid dboid, bool force);
+
 /*
- * Raises an error unless database tenants can be managed from here: the
- * library is preloaded and this is the control database.
+ * Creates database tenant t for the caller, whose transaction holds the
+ * tenant's lock and has checked that no tenant of that name exists.  With
+ * wait, returns when the tenant is ready and recorded in the caller's
+ * transaction; without, records it as "creating" and queues a job.
  */
 void
-tm_require_control_database(const char *what)
+tm_dbtenant_create(TmTenant *t, const char *metadata, bool wait)
 {
-	char	   *here;
+	instr_time	start;
 
-	if (!tm_preloaded())
+	INSTR_TIME_SET_CURRENT(start);
+	tm_require_control_database();
+	tm_check_dbtenant_privileges(GetUserId(), t->name);
+	if (tm_intent_pending(t->object_name))
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s need tenant_mgr in shared_preload_libraries", what),
-				 errhint("Add tenant_mgr to shared_preload_libraries and restart the server.")));
-	here = get_database_name(MyDatabaseId);
-	if (strcmp(here, tm_control_database) != 0)
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("an earlier attempt to create tenant \"%s\" is still being cleaned up", t->name),
+				 errhint("Try again in a moment.")));
+	if (OidIsValid(get_database_oid(t->object_name, true)))
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s are managed from database \"%s\"",
-						what, tm_control_database),
-				 errdetail("This is database \"%s\"; tenant_mgr.database names the control database.",
-						   here),
-				 errhint("Connect to database \"%s\", or change tenant_mgr.database and restart.",
-						 tm_control_database)));
+				(errcode(ERRCODE_DUPLICATE_DATABASE),
+				 errmsg("database \"%s\" already exists", t->object_name),
+				 errdetail("It was not created by tenant_mgr, which never adopts an existing database."),
+				 errhint("Choose another tenant name.")));
+
+	if (wait)
+		tm_dbtenant_build(t, metadata, NULL, start);
+	else
+		tm_job_queue_create(t, metadata, true);
 }
 
 /*
- * Raises an error unless role may create a database tenant: it needs the
- * rights of CREATE DATABASE and CREATE ROLE, as if it ran them itself.
+ * Builds database tenant t and records it: for the caller (job NULL), in
+ * its transaction, where any failure is raised once what it left is
+ * removed; or for a queued job, from the launcher outside any transaction,
+ * where a failure is recorded against the job (its intent then makes the
+ * launcher remove what was left) and a missing worker slot sends the job
+ * back to the queue.
  */
 void
-tm_check_dbtenant_privileges(Oid role, const char *tenant)
+tm_dbtenant_build(TmTenant *t, const char *metadata, TmJob *job,
+				  instr_time start)
 {
-	HeapTuple	tup;
-	Form_pg_authid form;
-	bool		ok;
+	List	   *migrations;
+	TmExecRun  *create;
+	TmExecRun  *migrate;
 
-	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
-	if (!HeapTupleIsValid(tup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("role with OID %u does not exist", role)));
-	form = (Form_pg_authid) GETSTRUCT(tup);
-	ok = form->rolsuper || (form->rolcreatedb && form->rolcreaterole);
-	if (!ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to create database tenant \"%s\"", tenant),
-				 errdetail("Role \"%s\" needs the CREATEDB and CREATEROLE attributes.",
-						   NameStr(form->rolname))));
-	ReleaseSysCache(tup);
-}
+	if (job)
+		tm_xact_begin();
+	migrations = tm_migration_list();
+	if (job)
+		tm_xact_commit();
 
-/*
- * Returns the OID of the tenant's database, or InvalidOid when there is no
- * database that tenant_mgr created for it: the OID recorded at creation, or
- * (after a dump and restore) the database of that name with tenant_mgr's
- * comment.
- */
-Oid
-tm_database_find(const TmTenant *t)
-{
-	Oid			dboid;
-	char	   *comment;
-
-	if (OidIsValid(t->object_oid) && get_database_name(t->object_oid) != NULL)
-		return t->object_oid;
-	dboid = get_database_oid(t->object_name, true);
-	if (!OidIsValid(dboid))
-		return InvalidOid;
-	comment = tm_shared_comment(dboid, DatabaseRelationId);
-	if (comment == NULL || strcmp(comment, tm_schema_marker(t->name)) != 0)
-		return InvalidOid;
-	return dboid;
-}
-
-/* Migration steps an executor reported, as TmStep with their migrations. */
-List *
-tm_exec_steps(TmExecTask *task, List *migrations)
-{
-	List	   *steps = NIL;
-	int			i;
-
-	for (i = 0; i < task->nsteps; i++)
+	create = tm_exec_prepare(TM_EXEC_CREATE_DATABASE, MyDatabaseId, t, NIL);
+	if (job == NULL)
 	{
-		TmStep	   *s = palloc0(sizeof(TmStep));
-		ListCell   *lc;
-
-		foreach(lc, migrations)
-		{
-			if (((TmMigration *) lfirst(lc))->version == task->steps[i].version)
-				s->migration = lfirst(lc);
-		}
-		Assert(s->migration != NULL);
-		s->up = task->steps[i].up;
-		s->ms = task->steps[i].ms;
-		steps = lappend(steps, s);
+		/* the intent names this transaction: if it aborts, the orphan goes */
+		create->task->xid = U64FromFullTransactionId(GetTopFullTransactionId());
+		tm_wake_at_abort();
 	}
-	return steps;
+	if (!tm_dbtenant_exec(create, job))
+		return;
+
+	migrate = tm_exec_prepare(TM_EXEC_MIGRATE, create->task->result_oid, t,
+							  migrations);
+	if (job == NULL)
+	{
+		tm_exec_run(migrate);
+		if (migrate->task->state == TM_EXEC_FAILED)
+			tm_cleanup_creation(t, create->task->result_oid, create->task->intent);
+	}
+	if (!tm_dbtenant_exec(migrate, job))
+	{
+		tm_exec_release(create);
+		return;
+	}
+
+	t->object_oid = create->task->result_oid;
+	t->version = migrate->task->version;
+	t->state = TM_READY;
+	tm_dbtenant_record(t, metadata, job, create->task->intent,
+					   tm_exec_steps(migrate->task, migrations), start);
+	tm_exec_release(migrate);
+	tm_exec_release(create);
 }
 
-/* An executor's error as ErrorData, for the event log and result rows. */
-ErrorData *
-tm_exec_error(TmExecTask *task)
+/*
+ * Runs an executor (unless the caller already has) and returns true if it
+ * succeeded.  For the caller a failure is raised; for a job it is recorded,
+ * or the job requeued when no worker slot was free, and the run released.
+ */
+static bool
+tm_dbtenant_exec(TmExecRun *run, TmJob *job)
 {
-	ErrorData  *edata;
-
-	if (task->state != TM_EXEC_FAILED)
-		return NULL;
-	edata = palloc0(sizeof(ErrorData));
-	edata->elevel = ERROR;
-	edata->sqlerrcode = task->sqlerrcode;
-	edata->message = pstrdup(task->message);
-	edata->detail = task->detail[0] ? pstrdup(task->detail) : NULL;
-	edata->hint = task->hint[0] ? pstrdup(task->hint) : NULL;
-	return edata;
+	if (job == NULL)
+	{
+		if (run->task->state == TM_EXEC_PENDING)
+			tm_exec_run(run);
+		tm_exec_raise(run);
+		return true;
+	}
+	if (!tm_exec_for_job(run, job))
+		return false;
+	if (run->task->state == TM_EXEC_FAILED)
+	{
+		tm_job_finish(job, tm_exec_error(run->task));
+		tm_exec_release(run);
+		return false;
+	}
+	return true;
 }
 
-/* Logs the steps an executor took. */
+/*
+ * Records a built database tenant, its steps and its creation: for the
+ * caller a new catalog row, for a job its "creating" row made "ready" and
+ * the job finished.  The intent is deleted either way.
+ */
 static void
-tm_log_steps(int64 run_id, const char *tenant, List *steps)
+tm_dbtenant_record(TmTenant *t, const char *metadata, TmJob *job,
+				   int64 intent, List *steps, instr_time start)
 {
-	ListCell   *lc;
+	int64		run_id;
 
-	foreach(lc, steps)
+	if (job)
 	{
-		TmStep	   *s = lfirst(lc);
-
-		tm_event_log(run_id, tenant, s->up ? "up" : "down",
-					 s->migration->version, "ok", NULL, s->ms);
+		tm_xact_begin();
+		tm_tenant_set_ready(t->name, t->object_oid, t->version);
+		tm_intent_delete_for_job(job->id);
 	}
-}
-
-static TmTenant *
-tm_new_dbtenant(const char *name)
-{
-	TmTenant   *t = palloc0(sizeof(TmTenant));
-
-	t->name = pstrdup(name);
-	t->isolation = TM_ISOLATION_DATABASE;
-	t->object_name = tm_object_name(name);
-	t->owner = t->object_name;	/* its own role, named like the database */
-	t->state = "creating";
-	t->schema = "public";
-	return t;
+	else
+	{
+		tm_tenant_insert(t, metadata);
+		tm_intent_delete(intent);
+	}
+	run_id = tm_run_id();
+	tm_event_log_steps(run_id, t->name, steps);
+	if (job)
+	{
+		tm_xact_commit();
+		job->run_id = run_id;
+		tm_job_finish(job, NULL);
+	}
+	else
+		tm_event_log(run_id, t->name, TM_EV_CREATE, 0, TM_EV_OK, NULL,
+					 tm_elapsed_ms(start));
 }
 
 /*
@@ -212,96 +206,30 @@ tm_cleanup_creation(const TmTenant *t, Oid dboid, int64 intent)
 	tm_exec_wait(run);
 	if (run->task->state == TM_EXEC_FAILED)
 		ereport(WARNING,
-				(errmsg("could not remove what the failed creation of tenant \"%s\" left: %s",
+				(errcode(run->task->sqlerrcode),
+				 errmsg("could not remove what the failed creation of tenant \"%s\" left: %s",
 						t->name, run->task->message),
 				 errdetail("The launcher will try again.")));
 	tm_exec_release(run);
 }
 
 /*
- * Creates a database tenant for the caller, whose transaction holds the
- * tenant's lock and has checked that no tenant of that name exists.  With
- * wait, returns when the tenant is ready and recorded in the caller's
- * transaction; without, records it as "creating" and queues a job.
+ * Returns the OID of t's database, created by tenant_mgr; an error when
+ * there is none.
  */
-void
-tm_dbtenant_create(const char *name, const char *metadata, bool wait)
+Oid
+tm_dbtenant_require(const TmTenant *t)
 {
-	TmTenant   *t = tm_new_dbtenant(name);
-	List	   *migrations;
-	TmExecRun  *create;
-	TmExecRun  *migrate;
-	Oid			types[1] = {NAMEOID};
-	Datum		values[1];
-	int64		run_id;
-	List	   *steps;
-	instr_time	start;
-	instr_time	elapsed;
+	Oid			dboid;
 
-	INSTR_TIME_SET_CURRENT(start);
-	tm_require_control_database("database tenants");
-	tm_check_dbtenant_privileges(GetUserId(), name);
-
-	values[0] = DirectFunctionCall1(namein, CStringGetDatum(t->object_name));
-	tm_catalog_exec("SELECT 1 FROM tenant_mgr.intent WHERE object_name = $1",
-					1, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed > 0)
+	tm_require_control_database();
+	dboid = tm_database_find(t);
+	if (!OidIsValid(dboid))
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("an earlier attempt to create tenant \"%s\" is still being cleaned up", name),
-				 errhint("Try again in a moment.")));
-	if (OidIsValid(get_database_oid(t->object_name, true)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_DATABASE),
-				 errmsg("database \"%s\" already exists", t->object_name),
-				 errdetail("It was not created by tenant_mgr, which never adopts an existing database."),
-				 errhint("Choose another tenant name.")));
-
-	if (!wait)
-	{
-		if (!tm_tenant_reserve(name, TM_ISOLATION_DATABASE, t->object_name,
-							   t->owner, metadata))
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_OBJECT),
-					 errmsg("tenant \"%s\" already exists", name)));
-		(void) tm_job_queue(name, "create", t->object_name, InvalidOid,
-							t->owner, true, false);
-		return;
-	}
-
-	migrations = tm_migration_list();
-
-	/* the intent names this transaction: if it aborts, the orphan goes */
-	create = tm_exec_prepare(TM_EXEC_CREATE_DATABASE, MyDatabaseId, t, NIL);
-	create->task->xid = U64FromFullTransactionId(GetTopFullTransactionId());
-	tm_wake_at_abort();
-	tm_exec_run(create);
-	tm_exec_raise(create);
-
-	migrate = tm_exec_prepare(TM_EXEC_MIGRATE, create->task->result_oid, t,
-							  migrations);
-	tm_exec_run(migrate);
-	if (migrate->task->state == TM_EXEC_FAILED)
-	{
-		tm_cleanup_creation(t, create->task->result_oid, create->task->intent);
-		tm_exec_raise(migrate);
-	}
-
-	tm_tenant_insert(name, TM_ISOLATION_DATABASE, t->object_name,
-					 create->task->result_oid, t->owner,
-					 migrate->task->version, metadata, "ready");
-	tm_catalog_exec(psprintf("DELETE FROM tenant_mgr.intent WHERE id = " INT64_FORMAT,
-							 create->task->intent),
-					0, NULL, NULL, NULL, SPI_OK_DELETE);
-	run_id = tm_run_id();
-	steps = tm_exec_steps(migrate->task, migrations);
-	tm_log_steps(run_id, name, steps);
-	INSTR_TIME_SET_CURRENT(elapsed);
-	INSTR_TIME_SUBTRACT(elapsed, start);
-	tm_event_log(run_id, name, "create", 0, "ok", NULL,
-				 INSTR_TIME_GET_MILLISEC(elapsed));
-	tm_exec_release(migrate);
-	tm_exec_release(create);
+				(errcode(ERRCODE_UNDEFINED_DATABASE),
+				 errmsg("database of tenant \"%s\" does not exist", t->name),
+				 errhint("Compare the catalog with reality: SELECT * FROM tenant_mgr.verify().")));
+	return dboid;
 }
 
 /*
@@ -312,175 +240,125 @@ TmExecRun *
 tm_dbtenant_migrate_start(const TmTenant *t, List *migrations, int64 target,
 						  bool *launched)
 {
-	Oid			dboid = tm_database_find(t);
 	TmExecRun  *run;
 
-	if (!OidIsValid(dboid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_DATABASE),
-				 errmsg("database of tenant \"%s\" does not exist", t->name),
-				 errhint("Compare the catalog with reality: SELECT * FROM tenant_mgr.verify().")));
-	run = tm_exec_prepare(TM_EXEC_MIGRATE, dboid, t, migrations);
+	run = tm_exec_prepare(TM_EXEC_MIGRATE, tm_dbtenant_require(t), t,
+						  migrations);
 	run->task->target = target;
 	*launched = tm_exec_launch(run);
 	return run;
 }
 
-/*
- * Migrates database tenants in parallel, at most tenant_mgr.max_workers
- * executors at a time, and hands each finished run to report().  Stops
- * starting new ones after a failure if stop_on_error.
- */
+/* Renames the database of t to object, marked for tenant new_name. */
 void
-tm_dbtenant_migrate_fleet(List *tenants, List *migrations, int64 target,
-						  bool stop_on_error,
-						  void (*report) (TmTenant *, TmExecRun *, void *),
-						  void *arg)
+tm_dbtenant_rename(TmTenant *t, const char *object, const char *new_name)
 {
-	int			max = Max(tm_max_workers, 1);
-	TmExecRun **runs = palloc0(sizeof(TmExecRun *) * max);
-	TmTenant  **owners = palloc0(sizeof(TmTenant *) * max);
-	ListCell   *next = list_head(tenants);
-	int			active = 0;
-	bool		stop = false;
+	Oid			dboid = tm_dbtenant_require(t);
 
-	while (active > 0 || (next != NULL && !stop))
-	{
-		int			i;
-		bool		started_one = false;
-
-		/* fill free slots */
-		for (i = 0; i < max && next != NULL && !stop; i++)
-		{
-			bool		launched;
-
-			if (runs[i] != NULL)
-				continue;
-			owners[i] = lfirst(next);
-			runs[i] = tm_dbtenant_migrate_start(owners[i], migrations, target,
-												&launched);
-			if (!launched)
-			{
-				tm_exec_release(runs[i]);
-				runs[i] = NULL;
-				if (active == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-							 errmsg("could not start a tenant_mgr executor"),
-							 errdetail("All background worker slots are in use."),
-							 errhint("Raise max_worker_processes, or try again later.")));
-				break;			/* wait for one of ours to finish */
-			}
-			next = lnext(tenants, next);
-			active++;
-			started_one = true;
-		}
-
-		/* collect finished ones */
-		for (i = 0; i < max; i++)
-		{
-			pid_t		pid;
-			BgwHandleStatus status;
-
-			if (runs[i] == NULL)
-				continue;
-			status = GetBackgroundWorkerPid(runs[i]->handle, &pid);
-			if (status != BGWH_STOPPED && status != BGWH_POSTMASTER_DIED)
-				continue;
-			tm_exec_wait(runs[i]);	/* returns at once; marks silent deaths */
-			report(owners[i], runs[i], arg);
-			if (runs[i]->task->state == TM_EXEC_FAILED && stop_on_error)
-				stop = true;
-			tm_exec_release(runs[i]);
-			runs[i] = NULL;
-			active--;
-		}
-
-		if (active > 0 && !started_one)
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 100L, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
-	}
+	if (OidIsValid(get_database_oid(object, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_DATABASE),
+				 errmsg("database \"%s\" already exists", object)));
+	tm_rename_object("DATABASE", get_database_name(dboid), object,
+					 tm_tenant_mark(new_name));
 }
 
 /*
- * Detaches a database tenant in the caller's transaction: terminates
- * tenant_mgr's own executors there (and other sessions if force, with the
- * caller's right to do so), renames the database out of the way and closes
- * it to connections; with drop, also queues its removal.  Returns false
- * when there is no database of tenant_mgr's to detach.
+ * Moves the database of t out of the way in the caller's transaction:
+ * terminates tenant_mgr's own executors there (and other sessions if
+ * force), renames it to name and closes it to connections.
  */
-bool
-tm_dbtenant_detach(TmTenant *t, bool force, bool drop)
+static void
+tm_dbtenant_set_aside(TmTenant *t, Oid dboid, const char *name, bool force)
+{
+	tm_terminate_sessions(t, dboid, force);
+	/* renaming waits a few seconds for terminated sessions to go */
+	tm_rename_object("DATABASE", get_database_name(dboid), name, NULL);
+	tm_utility(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false",
+						quote_identifier(name)));
+}
+
+/* Detaches t, keeping its data: tenant_mgr_detached_<oid>. */
+void
+tm_dbtenant_detach(TmTenant *t, bool force)
+{
+	Oid			dboid = tm_dbtenant_require(t);
+
+	tm_dbtenant_set_aside(t, dboid, psprintf("tenant_mgr_detached_%u", dboid),
+						  force);
+}
+
+/*
+ * Drops t: detaches its database to tenant_mgr_drop_<oid> and queues its
+ * removal after commit.  Without a database of tenant_mgr's, says so.
+ */
+void
+tm_dbtenant_drop(TmTenant *t, bool force)
 {
 	Oid			dboid;
-	char	   *dbname;
-	char	   *detached;
-	Oid			types[1] = {OIDOID};
-	Datum		values[1];
-	uint64		i;
-	uint64		others = 0;
+	char	   *name;
 
-	tm_require_control_database("database tenants");
+	tm_require_control_database();
 	dboid = tm_database_find(t);
 	if (!OidIsValid(dboid))
-		return false;
-	dbname = get_database_name(dboid);
+	{
+		ereport(NOTICE,
+				(errmsg("database of tenant \"%s\" no longer exists", t->name),
+				 errdetail("Only its catalog row is removed.")));
+		return;
+	}
+	name = psprintf("tenant_mgr_drop_%u", dboid);
+	tm_dbtenant_set_aside(t, dboid, name, force);
+	tm_job_queue(t->name, TM_JOB_DROP, name, dboid, t->owner, true, force);
+}
 
-	values[0] = ObjectIdGetDatum(dboid);
-	if (SPI_execute_with_args("SELECT pid, backend_type = 'tenant_mgr executor'"
-							  "  FROM pg_catalog.pg_stat_activity"
-							  " WHERE datid = $1 AND pid <> pg_catalog.pg_backend_pid()",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_stat_activity");
+/*
+ * Terminates the sessions using database dboid of t: tenant_mgr's own
+ * executors always, others only with force and the caller's right to
+ * signal them; without force, other sessions are an error.
+ */
+static void
+tm_terminate_sessions(const TmTenant *t, Oid dboid, bool force)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(dboid)};
+	List	   *pids = NIL;
+	uint64		others = 0;
+	uint64		i;
+	ListCell   *lc;
+
+	tm_user_query("SELECT pid, backend_type = 'tenant_mgr executor'"
+				  "  FROM pg_catalog.pg_stat_activity"
+				  " WHERE datid = $1 AND pid <> pg_catalog.pg_backend_pid()",
+				  1, types, values);
 	for (i = 0; i < SPI_processed; i++)
-		if (strcmp(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2), "f") == 0)
+	{
+		pids = lappend_int(pids, tm_get_int32(i, 1));
+		if (!tm_get_bool(i, 2))
 			others++;
+	}
 	if (others > 0 && !force)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("database \"%s\" of tenant \"%s\" is being accessed by other users",
-						dbname, t->name),
+						get_database_name(dboid), t->name),
 				 errdetail_plural("There is " UINT64_FORMAT " other session using the database.",
 								  "There are " UINT64_FORMAT " other sessions using the database.",
 								  others, others),
 				 errhint("Disconnect them, or call tenant_drop(..., force => true).")));
 
-	if (SPI_processed > 0)
+	types[0] = INT4OID;
+	foreach(lc, pids)
 	{
-		SPITupleTable *sessions = SPI_tuptable;
-		uint64		n = SPI_processed;
-
-		for (i = 0; i < n; i++)
-		{
-			char	   *pid = SPI_getvalue(sessions->vals[i], sessions->tupdesc, 1);
-
-			if (SPI_execute(psprintf("SELECT pg_catalog.pg_terminate_backend(%s)", pid),
-							false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "could not call pg_terminate_backend");
-			if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("could not terminate session %s using database \"%s\"",
-								pid, dbname),
-						 errhint("Only roles with the privileges of pg_signal_backend, or of the session's role, may terminate it.")));
-		}
+		values[0] = Int32GetDatum(lfirst_int(lc));
+		tm_user_query("SELECT pg_catalog.pg_terminate_backend($1)", 1, types, values);
+		if (!tm_get_bool(0, 1))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("could not terminate session %d using database \"%s\"",
+							lfirst_int(lc), get_database_name(dboid)),
+					 errhint("Only roles with the privileges of pg_signal_backend, or of the session's role, may terminate it.")));
 	}
-
-	/* renaming waits a few seconds for terminated sessions to go */
-	detached = psprintf(drop ? "tenant_mgr_drop_%u" : "tenant_mgr_detached_%u", dboid);
-	if (strcmp(dbname, detached) != 0)
-		tm_utility(psprintf("ALTER DATABASE %s RENAME TO %s",
-							quote_identifier(dbname), quote_identifier(detached)));
-	tm_utility(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false",
-						quote_identifier(detached)));
-
-	if (drop)
-		(void) tm_job_queue(t->name, "drop", detached, dboid, t->owner, true, force);
-	return true;
 }
 
 /*
@@ -490,27 +368,67 @@ tm_dbtenant_detach(TmTenant *t, bool force, bool drop)
 void
 tm_dbtenant_attach(TmTenant *t)
 {
-	Oid			dboid;
-	char	   *dbname;
+	Oid			dboid = tm_dbtenant_require(t);
+	char	   *dbname = get_database_name(dboid);
 
-	tm_require_control_database("database tenants");
-	dboid = tm_database_find(t);
-	if (!OidIsValid(dboid))
+	if (strcmp(dbname, t->object_name) != 0 &&
+		OidIsValid(get_database_oid(t->object_name, true)))
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_DATABASE),
-				 errmsg("database of tenant \"%s\" does not exist", t->name)));
-	dbname = get_database_name(dboid);
-	if (strcmp(dbname, t->object_name) != 0)
-	{
-		if (OidIsValid(get_database_oid(t->object_name, true)))
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_DATABASE),
-					 errmsg("database \"%s\" already exists", t->object_name)));
-		tm_utility(psprintf("ALTER DATABASE %s RENAME TO %s",
-							quote_identifier(dbname), quote_identifier(t->object_name)));
-	}
+				(errcode(ERRCODE_DUPLICATE_DATABASE),
+				 errmsg("database \"%s\" already exists", t->object_name)));
+	tm_rename_object("DATABASE", dbname, t->object_name, NULL);
 	tm_utility(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true",
 						quote_identifier(t->object_name)));
+}
+
+/* A queued drop of a detached database, run by the launcher. */
+void
+tm_dbtenant_remove(TmJob *job)
+{
+	TmTenant   *t = tm_tenant_make(job->tenant, TM_DATABASE, job->object_name,
+								   job->owner);
+	TmExecRun  *drop;
+
+	t->object_oid = job->database_oid;
+	drop = tm_exec_prepare(TM_EXEC_DROP_DATABASE, MyDatabaseId, t, NIL);
+	if (!tm_exec_for_job(drop, job))
+		return;
+	tm_job_finish(job, tm_exec_error(drop->task));
+	tm_exec_release(drop);
+}
+
+/*
+ * Removes what the request of an orphan intent left (the database and the
+ * owner role, if they carry tenant_mgr's marks) and the intent itself.
+ * Returns false when no worker slot was free.
+ */
+bool
+tm_dbtenant_remove_orphan(TmIntent *intent)
+{
+	TmTenant   *t = tm_tenant_make(intent->tenant, TM_DATABASE,
+								   intent->object_name, intent->owner);
+	TmExecRun  *run;
+
+	t->object_oid = intent->database_oid;
+	run = tm_exec_prepare(TM_EXEC_DROP_DATABASE, MyDatabaseId, t, NIL);
+	run->task->intent_id = intent->id;
+	if (!tm_exec_launch(run))
+	{
+		tm_exec_release(run);
+		return false;
+	}
+	tm_exec_wait(run);
+	if (run->task->state == TM_EXEC_FAILED)
+		ereport(WARNING,
+				(errcode(run->task->sqlerrcode),
+				 errmsg("could not remove the orphan database of tenant \"%s\": %s",
+						t->name, run->task->message)));
+	else
+		ereport(LOG,
+				(errmsg("tenant_mgr removed what an aborted creation of tenant \"%s\" left",
+						t->name)));
+	tm_exec_release(run);
+	return true;
 }
 
 /*
@@ -528,4 +446,42 @@ tm_dbtenant_read_ledger(const TmTenant *t, List *migrations)
 	run = tm_exec_prepare(TM_EXEC_READ_LEDGER, dboid, t, migrations);
 	tm_exec_run(run);
 	return run;
+}
+
+/*
+ * For the launcher, outside a transaction: takes the version of t from its
+ * ledger when the catalog's copy differs.  Returns false when no worker
+ * slot was free.
+ */
+bool
+tm_dbtenant_correct_version(TmTenant *t, List *migrations)
+{
+	Oid			dboid;
+	TmExecRun  *run;
+
+	tm_xact_begin();
+	dboid = tm_database_find(t);
+	tm_xact_commit();
+	if (!OidIsValid(dboid))
+		return true;
+	/* segments made outside a transaction live until released */
+	run = tm_exec_prepare(TM_EXEC_READ_LEDGER, dboid, t, migrations);
+	if (!tm_exec_launch(run))
+	{
+		tm_exec_release(run);
+		return false;
+	}
+	tm_exec_wait(run);
+	if (run->task->state == TM_EXEC_DONE && !run->task->no_ledger &&
+		run->task->version != t->version)
+	{
+		tm_xact_begin();
+		tm_tenant_set_version(t->name, run->task->version, NULL);
+		tm_xact_commit();
+		ereport(LOG,
+				(errmsg("tenant_mgr corrected the version of tenant \"%s\" from " INT64_FORMAT " to " INT64_FORMAT " from its ledger",
+						t->name, t->version, run->task->version)));
+	}
+	tm_exec_release(run);
+	return true;
 }

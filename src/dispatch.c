@@ -294,6 +294,34 @@ tm_exec_run(TmExecRun *run)
 	tm_exec_wait(run);
 }
 
+/*
+ * Starts the executor of a prepared run for a claimed job, as the role that
+ * queued it, and waits for it.  Returns false when no worker slot was free:
+ * then the run is released and the job goes back to the queue, with a
+ * delay that grows with its attempts (job->requeued tells the launcher).
+ */
+bool
+tm_exec_for_job(TmExecRun *run, TmJob *job)
+{
+	run->task->requester = job->requester;
+	run->task->job_id = job->id;
+	if (tm_exec_launch(run))
+	{
+		tm_exec_wait(run);
+		return true;
+	}
+	tm_exec_release(run);
+	ereport(WARNING,
+			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+			 errmsg("could not start a tenant_mgr executor for job " INT64_FORMAT " (%s of tenant \"%s\")",
+					job->id, job->action == TM_JOB_CREATE ? "create" : "drop", job->tenant),
+			 errdetail("All background worker slots are in use; the job stays queued."),
+			 errhint("Raise max_worker_processes (now %d).", max_worker_processes)));
+	tm_job_requeue(job, Min(job->attempts, 10));
+	job->requeued = true;
+	return false;
+}
+
 /* Raises the error an executor reported, as if it had happened here. */
 void
 tm_exec_raise(TmExecRun *run)
@@ -308,6 +336,48 @@ tm_exec_raise(TmExecRun *run)
 			 task->detail[0] ? errdetail_internal("%s", task->detail) : 0,
 			 task->hint[0] ? errhint("%s", task->hint) : 0,
 			 task->context[0] ? errcontext("%s", task->context) : 0));
+}
+
+/* An executor's error as ErrorData, for the event log and result rows. */
+ErrorData *
+tm_exec_error(TmExecTask *task)
+{
+	ErrorData  *edata;
+
+	if (task->state != TM_EXEC_FAILED)
+		return NULL;
+	edata = palloc0(sizeof(ErrorData));
+	edata->elevel = ERROR;
+	edata->sqlerrcode = task->sqlerrcode;
+	edata->message = pstrdup(task->message);
+	edata->detail = task->detail[0] ? pstrdup(task->detail) : NULL;
+	edata->hint = task->hint[0] ? pstrdup(task->hint) : NULL;
+	return edata;
+}
+
+/* Migration steps an executor reported, as TmStep with their migrations. */
+List *
+tm_exec_steps(TmExecTask *task, List *migrations)
+{
+	List	   *steps = NIL;
+	int			i;
+
+	for (i = 0; i < task->nsteps; i++)
+	{
+		TmStep	   *s = palloc0(sizeof(TmStep));
+		ListCell   *lc;
+
+		foreach(lc, migrations)
+		{
+			if (((TmMigration *) lfirst(lc))->version == task->steps[i].version)
+				s->migration = lfirst(lc);
+		}
+		Assert(s->migration != NULL);
+		s->up = task->steps[i].up;
+		s->ms = task->steps[i].ms;
+		steps = lappend(steps, s);
+	}
+	return steps;
 }
 
 void

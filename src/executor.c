@@ -70,131 +70,20 @@ tm_executor_log_hook(ErrorData *edata)
 }
 
 /*
- * Runs one utility statement as a top-level command in a transaction of its
- * own, as the given role (the exec_simple_query path: never through SPI,
- * which would make it non-top-level).
- */
-static void
-tm_run_toplevel(const char *sql, Oid role)
-{
-	List	   *raw;
-	ListCell   *lc;
-	Oid			save_userid;
-	int			save_sec_context;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	pgstat_report_activity(STATE_RUNNING, sql);
-	debug_query_string = sql;
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-
-	raw = pg_parse_query(sql);
-	foreach(lc, raw)
-	{
-		RawStmt    *rs = lfirst_node(RawStmt, lc);
-		PlannedStmt *pstmt = makeNode(PlannedStmt);
-
-		pstmt->commandType = CMD_UTILITY;
-		pstmt->canSetTag = true;
-		pstmt->utilityStmt = rs->stmt;
-		pstmt->stmt_location = rs->stmt_location;
-		pstmt->stmt_len = rs->stmt_len;
-		ProcessUtility(pstmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL,
-					   None_Receiver, NULL);
-	}
-
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	CommitTransactionCommand();
-	debug_query_string = NULL;
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
-/* Runs SQL through SPI as the given role; expects an open transaction. */
-static void
-tm_spi_as(const char *sql, Oid role)
-{
-	Oid			save_userid;
-	int			save_sec_context;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_execute(sql, false, 0) < 0)
-		elog(ERROR, "SPI_execute failed for \"%s\"", sql);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-}
-
-/*
- * Returns the OID of a role created by tenant_mgr for tenant, InvalidOid if
- * there is no role of that name; a role of that name that tenant_mgr did
- * not create is an error unless missing_ok (then InvalidOid too).
- */
-static Oid
-tm_our_role(const char *role, const char *tenant, bool missing_ok)
-{
-	Oid			roleid = get_role_oid(role, true);
-
-	if (!OidIsValid(roleid) || tm_role_is_ours(role, tenant))
-		return roleid;
-	if (missing_ok)
-		return InvalidOid;
-	ereport(ERROR,
-			(errcode(ERRCODE_DUPLICATE_OBJECT),
-			 errmsg("role \"%s\" already exists", role),
-			 errdetail("It was not created by tenant_mgr, which never adopts an existing role."),
-			 errhint("Choose another tenant name.")));
-	return InvalidOid;			/* keep compiler quiet */
-}
-
-/*
  * CREATE_DATABASE, in the control database: an intent row first, then the
- * owner role, the database (top-level) and its marks.  Resumes whatever an
- * earlier run of the same job left.
+ * owner role, the database (top-level) and its marks, all as the requester
+ * but the marks.  Resumes whatever an earlier run of the same job left.
  */
 static void
 tm_exec_create_database(TmExecTask *task)
 {
-	Oid			types[7] = {TEXTOID, NAMEOID, NAMEOID, NAMEOID, TEXTOID, INT8OID, INT8OID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	const char *marker = tm_schema_marker(task->tenant);
 	Oid			dboid;
 	Oid			roleid;
 
 	/* 1. the intent, committed before anything exists */
 	tm_xact_begin();
 	tm_check_dbtenant_privileges(task->requester, task->tenant);
-	values[0] = CStringGetTextDatum(task->tenant);
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(task->object_name));
-	values[2] = DirectFunctionCall1(namein, CStringGetDatum(task->owner));
-	values[3] = DirectFunctionCall1(namein,
-									CStringGetDatum(GetUserNameFromId(task->requester, false)));
-	values[4] = CStringGetTextDatum(psprintf(UINT64_FORMAT, task->xid));
-	values[5] = Int64GetDatum(task->job_id);
-	if (task->xid == 0)
-		nulls[4] = 'n';
-	if (task->job_id == 0)
-		nulls[5] = 'n';
-	task->intent = 0;
-	if (task->job_id != 0)
-	{
-		if (SPI_execute_with_args("SELECT id FROM tenant_mgr.intent WHERE job_id = $6",
-								  7, types, values, nulls, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read tenant_mgr.intent");
-		if (SPI_processed > 0)
-			task->intent = strtoi64(SPI_getvalue(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1), NULL, 10);
-	}
-	if (task->intent == 0)
-	{
-		if (SPI_execute_with_args("INSERT INTO tenant_mgr.intent"
-								  " (tenant, object_name, owner, requested_by, xid, job_id)"
-								  " VALUES ($1, $2, $3, $4, $5::xid8, $6) RETURNING id",
-								  7, types, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "could not insert into tenant_mgr.intent");
-		task->intent = strtoi64(SPI_getvalue(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1), NULL, 10);
-	}
+	task->intent = tm_intent_record(task);
 
 	/* never adopt: a role or database of that name must be ours */
 	roleid = tm_our_role(task->owner, task->tenant, false);
@@ -211,36 +100,29 @@ tm_exec_create_database(TmExecTask *task)
 	/* 2. the owner role, as the requester */
 	if (!OidIsValid(roleid))
 	{
+		TmIdentity	saved;
+
 		tm_xact_begin();
-		tm_spi_as(psprintf("CREATE ROLE %s NOLOGIN", quote_identifier(task->owner)),
-				  task->requester);
-		tm_spi_as(psprintf("COMMENT ON ROLE %s IS %s", quote_identifier(task->owner),
-						   quote_literal_cstr(marker)),
-				  task->requester);
-		if (!superuser_arg(task->requester))
-			tm_spi_as(psprintf("GRANT %s TO %s", quote_identifier(task->owner),
-							   quote_identifier(GetUserNameFromId(task->requester, false))),
-					  task->requester);
+		tm_become(task->requester, 0, &saved);
+		tm_owner_role_create(task->owner, task->tenant);
+		tm_restore(&saved);
 		tm_xact_commit();
 	}
 
 	/* 3. the database, top-level, as the requester */
 	if (!OidIsValid(dboid))
-		tm_run_toplevel(psprintf("CREATE DATABASE %s OWNER %s",
-								 quote_identifier(task->object_name),
-								 quote_identifier(task->owner)),
-						task->requester);
+		tm_utility_toplevel(psprintf("CREATE DATABASE %s OWNER %s",
+									 quote_identifier(task->object_name),
+									 quote_identifier(task->owner)),
+							task->requester);
 
 	/* 4. its marks, and the intent learns the database's OID */
 	tm_xact_begin();
 	dboid = get_database_oid(task->object_name, false);
-	tm_spi_as(psprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC",
-					   quote_identifier(task->object_name)), BOOTSTRAP_SUPERUSERID);
-	tm_spi_as(psprintf("COMMENT ON DATABASE %s IS %s",
-					   quote_identifier(task->object_name),
-					   quote_literal_cstr(marker)), BOOTSTRAP_SUPERUSERID);
-	tm_spi_as(psprintf("UPDATE tenant_mgr.intent SET database_oid = %u WHERE id = " INT64_FORMAT,
-					   dboid, task->intent), BOOTSTRAP_SUPERUSERID);
+	tm_utility(psprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC",
+						quote_identifier(task->object_name)));
+	tm_mark("DATABASE", task->object_name, tm_tenant_mark(task->tenant));
+	tm_intent_set_database(task->intent, dboid);
 	tm_xact_commit();
 	task->result_oid = dboid;
 }
@@ -272,43 +154,31 @@ tm_exec_drop_database(TmExecTask *task)
 		else
 			dboid = InvalidOid;
 	}
-	if (OidIsValid(dboid))
-	{
-		char	   *comment = tm_shared_comment(dboid, DatabaseRelationId);
-		bool		ours = (comment && strcmp(comment, tm_schema_marker(task->tenant)) == 0) ||
-			(OidIsValid(roleid) && pg_database_ownercheck(dboid, roleid));
-
-		if (!ours)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("database \"%s\" was not created by tenant_mgr", dbname),
-					 errdetail("tenant_mgr drops only databases that carry its marks.")));
-	}
+	if (OidIsValid(dboid) && !tm_database_is_ours(dboid, task->tenant, roleid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("database \"%s\" was not created by tenant_mgr", dbname),
+				 errdetail("tenant_mgr drops only databases that carry its marks.")));
 	tm_xact_commit();
 
 	if (OidIsValid(dboid))
-		tm_run_toplevel(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
-								 quote_identifier(dbname)),
-						task->requester);
+		tm_utility_toplevel(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
+									 quote_identifier(dbname)),
+							task->requester);
 
 	tm_xact_begin();
-	roleid = tm_our_role(task->owner, task->tenant, true);
-	if (OidIsValid(roleid))
+	if (OidIsValid(tm_our_role(task->owner, task->tenant, true)))
 	{
-		Oid			save_userid;
-		int			save_sec_context;
+		TmIdentity	saved;
 
 		/* as the requester; the role goes only when nothing depends on it */
-		GetUserIdAndSecContext(&save_userid, &save_sec_context);
-		SetUserIdAndSecContext(task->requester,
-							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		tm_become(task->requester, 0, &saved);
 		tm_login_role_drop(task->owner, task->tenant);
 		tm_owner_role_drop(task->owner, task->tenant);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
+		tm_restore(&saved);
 	}
 	if (task->intent_id != 0)
-		tm_spi_as(psprintf("DELETE FROM tenant_mgr.intent WHERE id = " INT64_FORMAT,
-						   task->intent_id), BOOTSTRAP_SUPERUSERID);
+		tm_intent_delete(task->intent_id);
 	tm_xact_commit();
 }
 
@@ -316,16 +186,12 @@ tm_exec_drop_database(TmExecTask *task)
 static TmTenant *
 tm_task_tenant(TmExecTask *task)
 {
-	TmTenant   *t = palloc0(sizeof(TmTenant));
+	TmTenant   *t = tm_tenant_make(task->tenant, TM_DATABASE,
+								   task->object_name, task->owner);
 
-	t->name = task->tenant;
-	t->isolation = TM_ISOLATION_DATABASE;
-	t->object_name = task->object_name;
 	t->object_oid = MyDatabaseId;
-	t->owner = task->owner;
-	t->state = "ready";
+	t->state = TM_READY;
 	t->version = task->version;
-	t->schema = "public";
 	return t;
 }
 
@@ -385,11 +251,8 @@ tm_exec_read_ledger(TmExecTask *task)
 			elog(ERROR, "could not read the ledger");
 		for (i = 0; i < SPI_processed; i++)
 		{
-			int64		v = strtoi64(SPI_getvalue(SPI_tuptable->vals[i],
-												  SPI_tuptable->tupdesc, 1),
-									 NULL, 10);
-			char	   *checksum = SPI_getvalue(SPI_tuptable->vals[i],
-												SPI_tuptable->tupdesc, 2);
+			int64		v = tm_get_int64(i, 1);
+			char	   *checksum = tm_get_text(i, 2);
 			ListCell   *lc;
 			bool		found = false;
 

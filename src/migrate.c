@@ -158,11 +158,8 @@ tm_migration_plan(const TmTenant *tenant, List *migrations, int64 target,
 	*current = 0;
 	for (i = 0; i < SPI_processed; i++)
 	{
-		int64		v = strtoi64(SPI_getvalue(SPI_tuptable->vals[i],
-											  SPI_tuptable->tupdesc, 1),
-								 NULL, 10);
-		char	   *checksum = SPI_getvalue(SPI_tuptable->vals[i],
-											SPI_tuptable->tupdesc, 2);
+		int64		v = tm_get_int64(i, 1);
+		char	   *checksum = tm_get_text(i, 2);
 		TmMigration *m = tm_find_migration(migrations, v);
 
 		if (m == NULL)

@@ -247,12 +247,10 @@ tm_register(int64 version, const char *name, const char *up_sql,
 					1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *old_name = SPI_getvalue(tup, desc, 1);
-		char	   *old_checksum = SPI_getvalue(tup, desc, 2);
-		char	   *old_down = SPI_getvalue(tup, desc, 3);
-		int64		applied = strtoi64(SPI_getvalue(tup, desc, 4), NULL, 10);
+		char	   *old_name = tm_get_text(0, 1);
+		char	   *old_checksum = tm_get_text(0, 2);
+		char	   *old_down = tm_get_text(0, 3);
+		int64		applied = tm_get_int64(0, 4);
 
 		if (strcmp(old_name, name) == 0 && strcmp(old_checksum, checksum) == 0 &&
 			((old_down == NULL && down_sql == NULL) ||
@@ -348,8 +346,7 @@ migration_remove(PG_FUNCTION_ARGS)
 	tm_lock_registry();
 	tm_catalog_exec("SELECT count(*) FROM tenant_mgr.tenant WHERE version >= $1",
 					1, types, values, NULL, SPI_OK_SELECT);
-	applied = strtoi64(SPI_getvalue(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, 1), NULL, 10);
+	applied = tm_get_int64(0, 1);
 	tm_catalog_exec("SELECT 1 FROM tenant_mgr.migration WHERE version = $1",
 					1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)

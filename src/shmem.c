@@ -102,7 +102,8 @@ tm_launcher_register(void)
 
 /* on_shmem_exit callback of the launcher */
 void
-tm_launcher_unregister(int code, Datum arg)
+tm_launcher_unregister(int code pg_attribute_unused(),
+					   Datum arg pg_attribute_unused())
 {
 	SpinLockAcquire(&tm_state->mutex);
 	if (tm_state->launcher_pid == MyProcPid)

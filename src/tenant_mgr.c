@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -37,7 +38,8 @@ int			tm_job_timeout = 600;
  * rules: lower-case letters, digits and underscores, and never "pg_".
  */
 static bool
-tm_check_prefix(char **newval, void **extra, GucSource source)
+tm_check_prefix(char **newval, void **extra pg_attribute_unused(),
+				GucSource source pg_attribute_unused())
 {
 	const char *p;
 
@@ -71,7 +73,8 @@ tm_check_prefix(char **newval, void **extra, GucSource source)
 
 /* The shared schemas are a comma-separated list of identifiers. */
 static bool
-tm_check_shared_schemas(char **newval, void **extra, GucSource source)
+tm_check_shared_schemas(char **newval, void **extra pg_attribute_unused(),
+						GucSource source pg_attribute_unused())
 {
 	char	   *copy = pstrdup(*newval);
 	List	   *names;
@@ -82,6 +85,34 @@ tm_check_shared_schemas(char **newval, void **extra, GucSource source)
 	if (!ok)
 		GUC_check_errdetail("List syntax is invalid.");
 	return ok;
+}
+
+/*
+ * Raises an error unless database tenants and queued work can be managed
+ * from here: the library is preloaded (its launcher and executors are
+ * background workers) and this is the control database.
+ */
+void
+tm_require_control_database(void)
+{
+	char	   *here;
+
+	if (!tm_preloaded())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant_mgr is not loaded via shared_preload_libraries"),
+				 errdetail("Database tenants and queued work need its background workers."),
+				 errhint("Add tenant_mgr to shared_preload_libraries and restart the server.")));
+	here = get_database_name(MyDatabaseId);
+	if (strcmp(here, tm_control_database) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("database tenants and queued work are managed from database \"%s\"",
+						tm_control_database),
+				 errdetail("This is database \"%s\"; tenant_mgr.database names the control database.",
+						   here),
+				 errhint("Connect to database \"%s\", or change tenant_mgr.database and restart.",
+						 tm_control_database)));
 }
 
 void
@@ -143,7 +174,7 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("tenant_mgr");
 
-	tm_jobs_init();
+	tm_queue_init();
 
 	/* background work only when preloaded; pg_upgrade loads us otherwise */
 	if (process_shared_preload_libraries_in_progress)

@@ -3,36 +3,92 @@
  * tenant_mgr.h
  *		Private declarations shared by the C files of tenant_mgr.
  *
- * Every .c file includes postgres.h first and this header after it.
+ * Every .c file includes postgres.h first and this header after it.  The
+ * sections follow the layout of src/ (see the README's file table):
+ *
+ *	caller path			api.c, tenantops.c, trigger.c
+ *	tenant kinds		schematenant.c, dbtenant.c, roles.c, marker.c, names.c
+ *	migration engine	registry.c, migrate.c, fleet.c
+ *	queue, background	queue.c, launcher.c, dispatch.c, executor.c, shmem.c
+ *	catalog, plumbing	catalog.c, spi.c, verify.c, tenant_mgr.c
  *
  *-------------------------------------------------------------------------
  */
 #ifndef TENANT_MGR_H
 #define TENANT_MGR_H
 
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
-#include "utils/palloc.h"
+#include "portability/instr_time.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "utils/elog.h"
+#include "utils/palloc.h"
 
 /* Name of the table that records applied migrations inside every tenant. */
 #define TM_LEDGER_NAME "tenant_mgr_ledger"
 
-/* Isolation modes, as stored in tenant_mgr.tenant.isolation. */
-#define TM_ISOLATION_SCHEMA "schema"
-#define TM_ISOLATION_DATABASE "database"
+/*
+ * Catalog values.  Each enum has one text mapping, used only where catalog
+ * rows are read and written (catalog.c, queue.c); the text values are those
+ * of the CHECK constraints in the install script.
+ */
+typedef enum TmIsolation
+{
+	TM_SCHEMA,
+	TM_DATABASE
+} TmIsolation;
 
-/* A row of tenant_mgr.tenant, as the C code needs it. */
+typedef enum TmTenantState
+{
+	TM_CREATING,
+	TM_READY,
+	TM_FAILED,
+	TM_DETACHED
+} TmTenantState;
+
+typedef enum TmEventAction
+{
+	TM_EV_CREATE,
+	TM_EV_UP,
+	TM_EV_DOWN,
+	TM_EV_DROP,
+	TM_EV_RENAME,
+	TM_EV_DETACH,
+	TM_EV_ATTACH
+} TmEventAction;
+
+typedef enum TmEventStatus
+{
+	TM_EV_OK,
+	TM_EV_FAILED,
+	TM_EV_SKIPPED
+} TmEventStatus;
+
+typedef enum TmJobAction
+{
+	TM_JOB_CREATE,
+	TM_JOB_DROP
+} TmJobAction;
+
+typedef enum TmJobState
+{
+	TM_JOB_QUEUED,
+	TM_JOB_RUNNING,
+	TM_JOB_DONE,
+	TM_JOB_FAILED
+} TmJobState;
+
+/* A row of tenant_mgr.tenant, as the C code needs it (tm_tenant_make). */
 typedef struct TmTenant
 {
 	char	   *name;
-	char	   *isolation;
+	TmIsolation isolation;
 	char	   *object_name;
 	Oid			object_oid;
 	char	   *owner;
-	char	   *state;
+	TmTenantState state;
 	int64		version;
 	char	   *last_error;
 	const char *schema;			/* where migrations and the ledger go */
@@ -56,6 +112,34 @@ typedef struct TmStep
 	bool		up;				/* apply (true) or revert (false) */
 	double		ms;				/* how long the migration's SQL took */
 } TmStep;
+
+/* A claimed job of tenant_mgr.job (queue.c), run by the launcher. */
+typedef struct TmJob
+{
+	int64		id;
+	char	   *tenant;
+	TmJobAction action;
+	char	   *object_name;
+	Oid			database_oid;
+	char	   *owner;
+	char	   *requested_by;
+	Oid			requester;		/* InvalidOid when that role is gone */
+	bool		own_role;
+	int			attempts;
+	instr_time	started;
+	int64		run_id;			/* groups the job's events; 0 until known */
+	bool		requeued;		/* went back to the queue, out of worker slots */
+} TmJob;
+
+/* An intent of tenant_mgr.intent whose request is over (queue.c). */
+typedef struct TmIntent
+{
+	int64		id;
+	char	   *tenant;
+	char	   *object_name;
+	char	   *owner;
+	Oid			database_oid;	/* InvalidOid until the executor learned it */
+} TmIntent;
 
 /*
  * An executor's task and result, in a dynamic shared memory segment of
@@ -134,13 +218,163 @@ typedef struct TmExecRun
 	BackgroundWorkerHandle *handle;
 } TmExecRun;
 
-/* in tenant_mgr.c */
-extern char *tm_control_database;
-extern char *tm_prefix;
-extern char *tm_shared_schemas;
-extern int	tm_max_workers;
-extern int	tm_poll_interval;
-extern int	tm_job_timeout;
+/* A saved user id and security context (spi.c: tm_become, tm_restore). */
+typedef struct TmIdentity
+{
+	Oid			userid;
+	int			sec_context;
+} TmIdentity;
+
+
+/*
+ * Caller path
+ */
+
+/* in tenantops.c */
+extern void tm_create(const char *name, const char *isolation,
+					  const char *owner, const char *metadata, bool wait);
+extern bool tm_drop(const char *name, bool if_exists, bool force);
+extern void tm_rename(const char *name, const char *new_name);
+extern bool tm_detach(const char *name, bool if_exists, bool force);
+extern void tm_attach(const char *name);
+
+
+/*
+ * Tenant kinds
+ */
+
+/* in schematenant.c */
+extern void tm_schematenant_queue(TmTenant *t, const char *metadata,
+								  bool own_role);
+extern void tm_schematenant_create(TmTenant *t, const char *metadata,
+								   bool own_role, TmJob *job,
+								   instr_time start);
+extern Oid	tm_schematenant_require(TmTenant *t);
+extern void tm_schematenant_rename(TmTenant *t, const char *object,
+								   const char *new_name);
+extern void tm_schematenant_detach(TmTenant *t);
+extern void tm_schematenant_attach(TmTenant *t);
+extern void tm_schematenant_drop(TmTenant *t);
+
+/* in dbtenant.c */
+extern void tm_dbtenant_create(TmTenant *t, const char *metadata, bool wait);
+extern void tm_dbtenant_build(TmTenant *t, const char *metadata, TmJob *job,
+							  instr_time start);
+extern Oid	tm_dbtenant_require(const TmTenant *t);
+extern TmExecRun *tm_dbtenant_migrate_start(const TmTenant *t,
+											List *migrations, int64 target,
+											bool *launched);
+extern void tm_dbtenant_rename(TmTenant *t, const char *object,
+							   const char *new_name);
+extern void tm_dbtenant_detach(TmTenant *t, bool force);
+extern void tm_dbtenant_attach(TmTenant *t);
+extern void tm_dbtenant_drop(TmTenant *t, bool force);
+extern void tm_dbtenant_remove(TmJob *job);
+extern bool tm_dbtenant_remove_orphan(TmIntent *intent);
+extern TmExecRun *tm_dbtenant_read_ledger(const TmTenant *t, List *migrations);
+extern bool tm_dbtenant_correct_version(TmTenant *t, List *migrations);
+
+/* in roles.c */
+extern void tm_check_owner_role(const char *role, const char *tenant);
+extern void tm_check_dbtenant_privileges(Oid role, const char *tenant);
+extern void tm_check_acts_as_owner(const TmTenant *t);
+extern Oid	tm_our_role(const char *role, const char *tenant, bool missing_ok);
+extern void tm_owner_role_create(const char *role, const char *tenant);
+extern char *tm_owner_role_rename(const TmTenant *t, const char *object,
+								  const char *new_name);
+extern void tm_owner_role_drop(const char *role, const char *tenant);
+extern char *tm_login_role_create(const TmTenant *t);
+extern void tm_login_role_rename(const TmTenant *t, const char *object,
+								 const char *new_name);
+extern void tm_login_role_drop(const char *object_name, const char *tenant);
+
+/* in marker.c */
+#define TM_MARK_PREFIX "tenant_mgr tenant "
+extern char *tm_tenant_mark(const char *tenant);
+extern char *tm_login_mark(const char *tenant);
+extern Oid	tm_schema_find(const TmTenant *t);
+extern Oid	tm_database_find(const TmTenant *t);
+extern bool tm_database_is_ours(Oid dboid, const char *tenant, Oid roleid);
+extern bool tm_role_marked(const char *role, const char *mark);
+extern bool tm_role_is_ours(const char *role, const char *tenant);
+extern void tm_mark(const char *kind, const char *object, const char *mark);
+extern void tm_rename_object(const char *kind, const char *old_name,
+							 const char *new_name, const char *mark);
+
+/* in names.c */
+extern void tm_check_tenant_name(const char *name);
+extern char *tm_object_name(const char *name);
+extern char *tm_search_path(const char *schema);
+
+
+/*
+ * Migration engine
+ */
+
+/* in registry.c */
+extern char *tm_checksum(const char *sql);
+
+/* in migrate.c */
+extern void tm_ledger_create(const TmTenant *tenant);
+extern List *tm_migration_plan(const TmTenant *tenant, List *migrations,
+							   int64 target, int64 *current);
+extern void tm_migration_apply(const TmTenant *tenant, TmStep *step);
+extern int64 tm_version_after(List *steps, ListCell *lc, int64 target);
+
+/* in fleet.c */
+extern void tm_fleet_migrate(const char *name, bool has_target, int64 target,
+							 bool stop_on_error, ReturnSetInfo *rsinfo);
+
+
+/*
+ * Queue and background work
+ */
+
+/* in queue.c */
+extern void tm_queue_init(void);
+extern void tm_wake_at_commit(void);
+extern void tm_wake_at_abort(void);
+extern void tm_job_queue(const char *tenant, TmJobAction action,
+						 const char *object_name, Oid database_oid,
+						 const char *owner, bool own_role, bool force);
+extern void tm_job_queue_create(const TmTenant *t, const char *metadata,
+								bool own_role);
+extern bool tm_job_cancel_create(const char *tenant);
+extern void tm_jobs_requeue_interrupted(void);
+extern bool tm_job_claim(TmJob *job);
+extern void tm_job_done(const TmJob *job);
+extern void tm_job_finish(TmJob *job, ErrorData *failure);
+extern void tm_job_requeue(TmJob *job, int delay_s);
+extern void tm_job_fail(int64 job_id, ErrorData *edata);
+extern bool tm_intent_pending(const char *object_name);
+extern int64 tm_intent_record(const TmExecTask *task);
+extern void tm_intent_set_database(int64 id, Oid dboid);
+extern void tm_intent_delete(int64 id);
+extern void tm_intent_delete_for_job(int64 job_id);
+extern void tm_intents_settle(void);
+extern List *tm_intent_orphans(void);
+extern List *tm_queue_databases(void);
+
+/* in launcher.c */
+extern void tm_launcher_register_worker(void);
+extern PGDLLEXPORT void tm_launcher_main(Datum arg);
+
+/* in dispatch.c */
+extern TmExecRun *tm_exec_prepare(TmExecAction action, Oid dboid,
+								  const TmTenant *tenant, List *migrations);
+extern bool tm_exec_launch(TmExecRun *run);
+extern bool tm_exec_for_job(TmExecRun *run, TmJob *job);
+extern void tm_exec_wait(TmExecRun *run);
+extern void tm_exec_run(TmExecRun *run);
+extern void tm_exec_raise(TmExecRun *run);
+extern ErrorData *tm_exec_error(TmExecTask *task);
+extern List *tm_exec_steps(TmExecTask *task, List *migrations);
+extern void tm_exec_release(TmExecRun *run);
+extern void tm_exec_release_all(void);
+extern List *tm_task_migrations(TmExecTask *task);
+
+/* in executor.c */
+extern PGDLLEXPORT void tm_executor_main(Datum arg);
 
 /* in shmem.c */
 extern void tm_shmem_init(void);
@@ -150,126 +384,75 @@ extern void tm_launcher_unregister(int code, Datum arg);
 extern pid_t tm_launcher_pid(void);
 extern void tm_wake_launcher(void);
 
-/* in dispatch.c */
-extern TmExecRun *tm_exec_prepare(TmExecAction action, Oid dboid,
-								  const TmTenant *tenant, List *migrations);
-extern bool tm_exec_launch(TmExecRun *run);
-extern void tm_exec_wait(TmExecRun *run);
-extern void tm_exec_run(TmExecRun *run);
-extern void tm_exec_raise(TmExecRun *run);
-extern void tm_exec_release(TmExecRun *run);
-extern void tm_exec_release_all(void);
-extern List *tm_task_migrations(TmExecTask *task);
 
-/* in executor.c */
-extern PGDLLEXPORT void tm_executor_main(Datum arg);
-
-/* in launcher.c */
-extern void tm_launcher_register_worker(void);
-extern PGDLLEXPORT void tm_launcher_main(Datum arg);
-
-/* in dbtenant.c */
-extern void tm_require_control_database(const char *what);
-extern void tm_check_dbtenant_privileges(Oid role, const char *tenant);
-extern Oid	tm_database_find(const TmTenant *t);
-extern List *tm_exec_steps(TmExecTask *task, List *migrations);
-extern ErrorData *tm_exec_error(TmExecTask *task);
-extern void tm_dbtenant_create(const char *name, const char *metadata,
-							   bool wait);
-extern TmExecRun *tm_dbtenant_migrate_start(const TmTenant *t,
-											List *migrations, int64 target,
-											bool *launched);
-extern void tm_dbtenant_migrate_fleet(List *tenants, List *migrations,
-									  int64 target, bool stop_on_error,
-									  void (*report) (TmTenant *, TmExecRun *, void *),
-									  void *arg);
-extern bool tm_dbtenant_detach(TmTenant *t, bool force, bool drop);
-extern void tm_dbtenant_attach(TmTenant *t);
-extern TmExecRun *tm_dbtenant_read_ledger(const TmTenant *t, List *migrations);
-
-/* in jobs.c */
-extern int64 tm_job_queue(const char *tenant, const char *action,
-						  const char *object_name, Oid database_oid,
-						  const char *owner, bool own_role, bool force);
-extern void tm_jobs_init(void);
-extern void tm_wake_at_commit(void);
-extern void tm_wake_at_abort(void);
-
-/* in names.c */
-extern void tm_check_tenant_name(const char *name);
-extern char *tm_object_name(const char *name);
-extern char *tm_search_path(const char *schema);
+/*
+ * Catalog and plumbing
+ */
 
 /* in catalog.c */
-extern void tm_spi_connect(void);
-extern void tm_spi_finish(void);
+extern const char *tm_isolation_name(TmIsolation isolation);
+extern TmIsolation tm_isolation_parse(const char *isolation);
+extern const char *tm_state_name(TmTenantState state);
+extern TmTenant *tm_tenant_make(const char *name, TmIsolation isolation,
+								const char *object_name, const char *owner);
 extern TmTenant *tm_tenant_fetch(const char *name, bool missing_ok);
 extern List *tm_tenant_list(void);
-extern void tm_xact_begin(void);
-extern void tm_xact_commit(void);
-extern MemoryContext tm_result_cxt(void);
-extern void tm_catalog_exec(const char *sql, int nargs, Oid *types,
-							Datum *values, const char *nulls, int expected);
-extern int64 tm_job_insert(const char *tenant, const char *action,
-						   const char *object_name, Oid database_oid,
-						   const char *owner, bool own_role, bool force);
-extern void tm_tenant_insert(const char *name, const char *isolation,
-							 const char *object_name, Oid object_oid,
-							 const char *owner, int64 version,
-							 const char *metadata, const char *state);
-extern bool tm_tenant_reserve(const char *name, const char *isolation,
-							  const char *object_name, const char *owner,
-							  const char *metadata);
+extern void tm_tenant_require_ready(const TmTenant *t);
+extern void tm_tenant_insert(const TmTenant *t, const char *metadata);
+extern bool tm_tenant_reserve(const TmTenant *t, const char *metadata);
 extern void tm_tenant_set_version(const char *name, int64 version,
 								  const char *last_error);
-extern void tm_tenant_set_state(const char *name, const char *state);
+extern void tm_tenant_set_state(const char *name, TmTenantState state);
+extern void tm_tenant_set_ready(const char *name, Oid object_oid,
+								int64 version);
+extern void tm_tenant_set_failed(const char *name, const char *message);
+extern void tm_tenant_rename_row(const char *name, const char *new_name,
+								 const char *object, const char *owner);
 extern void tm_tenant_delete(const char *name);
 extern Datum tm_tenant_row(const char *name);
 extern List *tm_migration_list(void);
 extern int64 tm_migration_latest(void);
 extern int64 tm_run_id(void);
-extern void tm_event_log(int64 run_id, const char *tenant, const char *action,
-						 int64 version, const char *status,
-						 ErrorData *edata, double ms);
+extern void tm_event_log(int64 run_id, const char *tenant,
+						 TmEventAction action, int64 version,
+						 TmEventStatus status, ErrorData *edata, double ms);
+extern void tm_event_log_steps(int64 run_id, const char *tenant, List *steps);
 extern void tm_tenant_lock(const char *name);
 
-/* in registry.c */
-extern char *tm_checksum(const char *sql);
-
-/* in api.c */
-extern void tm_create(const char *name, const char *isolation,
-					  const char *owner, const char *metadata, bool wait);
-extern bool tm_drop(const char *name, bool if_exists, bool force);
-extern void tm_rename(const char *name, const char *new_name);
-extern bool tm_detach(const char *name, bool if_exists, bool force);
-
-/* in schematenant.c */
+/* in spi.c */
+extern void tm_spi_connect(void);
+extern void tm_spi_finish(void);
+extern void tm_xact_begin(void);
+extern void tm_xact_commit(void);
+extern MemoryContext tm_result_cxt(void);
+extern void tm_become(Oid role, int extra_sec_context, TmIdentity *saved);
+extern void tm_restore(const TmIdentity *saved);
+extern void tm_catalog_exec(const char *sql, int nargs, Oid *types,
+							Datum *values, const char *nulls, int expected);
+extern void tm_catalog_exec_kept(SPIPlanPtr *plan, int cursor_options,
+								 const char *sql, int nargs, Oid *types,
+								 Datum *values, const char *nulls,
+								 int expected);
+extern void tm_user_query(const char *sql, int nargs, Oid *types,
+						  Datum *values);
 extern void tm_utility(const char *sql);
-extern bool tm_role_is_ours(const char *role, const char *tenant);
-extern void tm_check_owner_role(const char *role, const char *tenant);
-extern void tm_owner_role_create(const char *role, const char *tenant);
-extern void tm_owner_role_drop(const char *role, const char *tenant);
-extern char *tm_login_marker(const char *tenant);
-extern char *tm_login_role_name(const char *object_name);
-extern void tm_login_role_drop(const char *object_name, const char *tenant);
-extern void tm_login_role_rename(const char *old_object, const char *old_tenant,
-								 const char *new_object, const char *new_tenant);
-extern char *tm_login_role_create(const TmTenant *t);
-extern List *tm_schematenant_build(TmTenant *t, List *migrations,
-								   bool own_role);
-extern void tm_check_no_outside_dependents(const TmTenant *t, Oid nspoid);
-extern void tm_schematenant_drop(const TmTenant *t, Oid nspoid);
+extern void tm_utility_as(const char *sql, Oid role);
+extern void tm_utility_toplevel(const char *sql, Oid role);
+extern ErrorData *tm_try(void (*fn) (void *), void *arg);
+extern char *tm_get_text(uint64 row, int col);
+extern int64 tm_get_int64(uint64 row, int col);
+extern int32 tm_get_int32(uint64 row, int col);
+extern Oid	tm_get_oid(uint64 row, int col);
+extern bool tm_get_bool(uint64 row, int col);
+extern double tm_elapsed_ms(instr_time start);
 
-/* in marker.c */
-extern char *tm_schema_marker(const char *tenant);
-extern Oid	tm_schema_find(const TmTenant *t);
-extern char *tm_shared_comment(Oid objoid, Oid classoid);
-
-/* in migrate.c */
-extern void tm_ledger_create(const TmTenant *tenant);
-extern List *tm_migration_plan(const TmTenant *tenant, List *migrations,
-							   int64 target, int64 *current);
-extern void tm_migration_apply(const TmTenant *tenant, TmStep *step);
-extern int64 tm_version_after(List *steps, ListCell *lc, int64 target);
+/* in tenant_mgr.c */
+extern char *tm_control_database;
+extern char *tm_prefix;
+extern char *tm_shared_schemas;
+extern int	tm_max_workers;
+extern int	tm_poll_interval;
+extern int	tm_job_timeout;
+extern void tm_require_control_database(void);
 
 #endif							/* TENANT_MGR_H */

@@ -45,7 +45,7 @@ tm_trigger_config(Trigger *trigger, Relation rel, TmTriggerConfig *cfg)
 	int			i;
 
 	cfg->column = NULL;
-	cfg->isolation = TM_ISOLATION_SCHEMA;
+	cfg->isolation = "schema";
 	cfg->on_delete = "drop";
 	cfg->queued = false;
 
@@ -63,8 +63,7 @@ tm_trigger_config(Trigger *trigger, Relation rel, TmTriggerConfig *cfg)
 		if (strcmp(key, "name") == 0 && *value)
 			cfg->column = value;
 		else if (strcmp(key, "isolation") == 0 &&
-				 (strcmp(value, TM_ISOLATION_SCHEMA) == 0 ||
-				  strcmp(value, TM_ISOLATION_DATABASE) == 0))
+				 (strcmp(value, "schema") == 0 || strcmp(value, "database") == 0))
 			cfg->isolation = value;
 		else if (strcmp(key, "on_delete") == 0 &&
 				 (strcmp(value, "drop") == 0 || strcmp(value, "detach") == 0 ||
@@ -90,7 +89,7 @@ invalid:
 				 errmsg("trigger \"%s\" on table \"%s\" does not name the tenant name column",
 						trigger->tgname, RelationGetRelationName(rel)),
 				 errhint("Pass the argument name=<column>.")));
-	if (strcmp(cfg->isolation, TM_ISOLATION_DATABASE) == 0)
+	if (tm_isolation_parse(cfg->isolation) == TM_DATABASE)
 		cfg->queued = true;
 }
 

@@ -75,21 +75,19 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t)
 					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *version = SPI_getvalue(tup, desc, 1);
-		char	   *applied = SPI_getvalue(tup, desc, 2);
-		char	   *registered = SPI_getvalue(tup, desc, 3);
+		int64		version = tm_get_int64(i, 1);
+		char	   *applied = tm_get_text(i, 2);
+		char	   *registered = tm_get_text(i, 3);
 
 		if (registered == NULL)
 			tm_report(rsinfo, t->name, "unknown_migration",
-					  psprintf("the ledger records migration %s, which is not registered",
+					  psprintf("the ledger records migration " INT64_FORMAT ", which is not registered",
 							   version));
 		else if (strcmp(applied, registered) != 0)
 			tm_report(rsinfo, t->name, "checksum_mismatch",
-					  psprintf("migration %s was applied with checksum %s, the registered one is %s",
+					  psprintf("migration " INT64_FORMAT " was applied with checksum %s, the registered one is %s",
 							   version, applied, registered));
-		ledger_version = strtoi64(version, NULL, 10);
+		ledger_version = version;
 	}
 	if (ledger_version != t->version)
 		tm_report(rsinfo, t->name, "version_mismatch",
@@ -161,6 +159,7 @@ verify(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ListCell   *lc;
 	List	   *migrations = NIL;
+	List	   *queued;
 	uint64		i;
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -170,18 +169,18 @@ verify(PG_FUNCTION_ARGS)
 	{
 		TmTenant   *t = lfirst(lc);
 
-		if (strcmp(t->state, "failed") == 0)
+		if (t->state == TM_FAILED)
 			tm_report(rsinfo, t->name, "failed",
 					  psprintf("its creation failed: %s", t->last_error ? t->last_error : ""));
-		else if (strcmp(t->state, "ready") != 0)
+		else if (t->state != TM_READY)
 			continue;			/* work in progress */
-		else if (strcmp(t->isolation, TM_ISOLATION_SCHEMA) == 0)
+		else if (t->isolation == TM_SCHEMA)
 			tm_verify_schema_tenant(rsinfo, t);
 		else
 		{
 			if (migrations == NIL)
 			{
-				tm_require_control_database("database tenants");
+				tm_require_control_database();
 				migrations = tm_migration_list();
 			}
 			tm_verify_database_tenant(rsinfo, t, migrations);
@@ -189,38 +188,29 @@ verify(PG_FUNCTION_ARGS)
 	}
 
 	/* what aborted requests left and the launcher has not removed yet */
-	tm_catalog_exec("SELECT i.object_name FROM tenant_mgr.intent i"
-					"  LEFT JOIN tenant_mgr.job j ON j.id = i.job_id"
-					" WHERE (i.xid IS NULL OR pg_catalog.pg_xact_status(i.xid) <> 'in progress')"
-					"   AND (j.id IS NULL OR j.state NOT IN ('queued', 'running'))"
-					" ORDER BY i.id",
-					0, NULL, NULL, NULL, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
+	foreach(lc, tm_intent_orphans())
 		tm_report(rsinfo, NULL, "orphan",
 				  psprintf("database \"%s\" of an aborted request awaits removal by the launcher",
-						   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+						   ((TmIntent *) lfirst(lc))->object_name));
 
 	/* a database with tenant_mgr's mark that nothing accounts for */
-	tm_catalog_exec("SELECT d.datname FROM pg_catalog.pg_database d"
+	queued = tm_queue_databases();
+	tm_catalog_exec("SELECT d.datname::pg_catalog.text, d.oid FROM pg_catalog.pg_database d"
 					"  JOIN pg_catalog.pg_shdescription c"
 					"    ON c.objoid = d.oid AND c.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"
-					" WHERE c.description LIKE 'tenant_mgr tenant %'"
+					" WHERE c.description LIKE '" TM_MARK_PREFIX "%'"
 					"   AND d.oid NOT IN (SELECT object_oid FROM tenant_mgr.tenant)"
-					"   AND d.oid NOT IN (SELECT database_oid FROM tenant_mgr.intent"
-					"                      WHERE database_oid IS NOT NULL)"
-					"   AND d.oid NOT IN (SELECT database_oid FROM tenant_mgr.job"
-					"                      WHERE database_oid IS NOT NULL"
-					"                        AND state IN ('queued', 'running'))"
 					"   AND d.datname NOT IN (SELECT object_name FROM tenant_mgr.tenant)"
 					" ORDER BY 1",
 					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
-		tm_report(rsinfo, NULL, "orphan",
-				  psprintf("database \"%s\" carries tenant_mgr's mark but belongs to no tenant",
-						   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+		if (!list_member_oid(queued, tm_get_oid(i, 2)))
+			tm_report(rsinfo, NULL, "orphan",
+					  psprintf("database \"%s\" carries tenant_mgr's mark but belongs to no tenant",
+							   tm_get_text(i, 1)));
 
 	/* a ledger in a schema the catalog does not know: never adopted */
-	tm_catalog_exec("SELECT n.nspname FROM pg_catalog.pg_class c"
+	tm_catalog_exec("SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_class c"
 					" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 					" WHERE c.relname = '" TM_LEDGER_NAME "' AND c.relkind = 'r'"
 					"   AND n.oid NOT IN (SELECT object_oid FROM tenant_mgr.tenant"
@@ -232,8 +222,7 @@ verify(PG_FUNCTION_ARGS)
 	for (i = 0; i < SPI_processed; i++)
 		tm_report(rsinfo, NULL, "orphan",
 				  psprintf("schema \"%s\" has a tenant_mgr ledger but no catalog row",
-						   SPI_getvalue(SPI_tuptable->vals[i],
-										SPI_tuptable->tupdesc, 1)));
+						   tm_get_text(i, 1)));
 
 	tm_spi_finish();
 	return (Datum) 0;

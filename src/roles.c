@@ -1,0 +1,271 @@
+/*-------------------------------------------------------------------------
+ *
+ * roles.c
+ *		Owner and login roles of tenants, and the privilege checks that
+ *		decide who may create, migrate and provision tenants.
+ *
+ * Unless an owner is given, a tenant gets a NOLOGIN owner role of its own,
+ * named like its schema or database and carrying the tenant's mark
+ * (marker.c); a role without that mark is never adopted, renamed or
+ * dropped.  A login role <object>_login, made on request for the
+ * application, is a member of the owner role and carries a login mark.
+ *
+ * Roles are created, renamed and dropped as the current user: the caller,
+ * or in background workers the role that asked (tm_become).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/syscache.h"
+
+#include "tenant_mgr.h"
+
+/* Reads rolsuper, rolcreaterole and rolcreatedb of role. */
+static void
+tm_role_attributes(Oid role, bool *super, bool *createrole, bool *createdb,
+				   char **name)
+{
+	HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
+	Form_pg_authid form;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", role)));
+	form = (Form_pg_authid) GETSTRUCT(tup);
+	*super = form->rolsuper;
+	*createrole = form->rolcreaterole;
+	*createdb = form->rolcreatedb;
+	*name = pstrdup(NameStr(form->rolname));
+	ReleaseSysCache(tup);
+}
+
+/*
+ * Raises an error unless the current user may create the owner role of a
+ * new tenant: the name is free, and the user is a superuser or has
+ * CREATEROLE.
+ */
+void
+tm_check_owner_role(const char *role, const char *tenant)
+{
+	bool		super,
+				createrole,
+				createdb;
+	char	   *me;
+
+	if (OidIsValid(get_role_oid(role, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("role \"%s\" already exists", role),
+				 errdetail("It was not created by tenant_mgr, which never adopts an existing role."),
+				 errhint("Choose another tenant name, or pass owner => that role.")));
+
+	tm_role_attributes(GetUserId(), &super, &createrole, &createdb, &me);
+	if (!super && !createrole)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to create tenant \"%s\"", tenant),
+				 errdetail("Role \"%s\" needs the CREATEROLE attribute to create the tenant's owner role.",
+						   me),
+				 errhint("Pass owner => a role you are a member of.")));
+}
+
+/*
+ * Raises an error unless role may create a database tenant: it needs the
+ * rights of CREATE DATABASE and CREATE ROLE, as if it ran them itself.
+ */
+void
+tm_check_dbtenant_privileges(Oid role, const char *tenant)
+{
+	bool		super,
+				createrole,
+				createdb;
+	char	   *name;
+
+	tm_role_attributes(role, &super, &createrole, &createdb, &name);
+	if (!super && !(createdb && createrole))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to create database tenant \"%s\"", tenant),
+				 errdetail("Role \"%s\" needs the CREATEDB and CREATEROLE attributes.",
+						   name)));
+}
+
+/*
+ * Migrations run as the tenant's owner: only a caller who could act as that
+ * role may have them run.
+ */
+void
+tm_check_acts_as_owner(const TmTenant *t)
+{
+	if (!is_member_of_role(GetUserId(), get_role_oid(t->owner, false)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to migrate tenant \"%s\"", t->name),
+				 errdetail("Migrations run as the tenant's owner \"%s\", and role \"%s\" is not a member of it.",
+						   t->owner, GetUserNameFromId(GetUserId(), false))));
+}
+
+/*
+ * Returns the OID of a role created by tenant_mgr for tenant, InvalidOid if
+ * there is no role of that name; a role of that name that tenant_mgr did
+ * not create is an error unless missing_ok (then InvalidOid too).
+ */
+Oid
+tm_our_role(const char *role, const char *tenant, bool missing_ok)
+{
+	Oid			roleid = get_role_oid(role, true);
+
+	if (!OidIsValid(roleid) || tm_role_is_ours(role, tenant))
+		return roleid;
+	if (missing_ok)
+		return InvalidOid;
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("role \"%s\" already exists", role),
+			 errdetail("It was not created by tenant_mgr, which never adopts an existing role."),
+			 errhint("Choose another tenant name.")));
+	return InvalidOid;			/* keep compiler quiet */
+}
+
+/*
+ * Creates the NOLOGIN owner role of a new tenant, marked as tenant_mgr's,
+ * and lets the current user act as it (CREATEROLE alone does not).
+ */
+void
+tm_owner_role_create(const char *role, const char *tenant)
+{
+	tm_check_owner_role(role, tenant);
+	tm_utility(psprintf("CREATE ROLE %s NOLOGIN", quote_identifier(role)));
+	tm_mark("ROLE", role, tm_tenant_mark(tenant));
+	if (!superuser())
+		tm_utility(psprintf("GRANT %s TO %s", quote_identifier(role),
+							quote_identifier(GetUserNameFromId(GetUserId(), false))));
+}
+
+/*
+ * Renames a tenant's owner role along with the tenant, when it is
+ * tenant_mgr's.  Returns the owner's name afterwards.
+ */
+char *
+tm_owner_role_rename(const TmTenant *t, const char *object,
+					 const char *new_name)
+{
+	if (!tm_role_is_ours(t->owner, t->name))
+		return t->owner;
+	if (OidIsValid(get_role_oid(object, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("role \"%s\" already exists", object)));
+	tm_rename_object("ROLE", t->owner, object, tm_tenant_mark(new_name));
+	return pstrdup(object);
+}
+
+static void
+tm_drop_role_stmt(void *arg)
+{
+	tm_utility(psprintf("DROP ROLE %s", quote_identifier((const char *) arg)));
+}
+
+/*
+ * Drops a role that carries mark if nothing depends on it any more;
+ * otherwise keeps it with a warning.
+ */
+static void
+tm_role_drop_marked(const char *role, const char *mark, const char *tenant)
+{
+	ErrorData  *edata;
+
+	if (!tm_role_marked(role, mark))
+		return;
+	edata = tm_try(tm_drop_role_stmt, (void *) role);
+	if (edata)
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("role \"%s\" of tenant \"%s\" was kept: %s",
+						role, tenant, edata->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
+}
+
+/* Drops a tenant's owner role if tenant_mgr created it (see above). */
+void
+tm_owner_role_drop(const char *role, const char *tenant)
+{
+	tm_role_drop_marked(role, tm_tenant_mark(tenant), tenant);
+}
+
+/* The name of the login role of the tenant whose object is object_name. */
+static char *
+tm_login_role_name(const char *object_name)
+{
+	return psprintf("%s_login", object_name);
+}
+
+/*
+ * Creates the LOGIN role an application uses for tenant t: named
+ * <object>_login, marked, a member of the owner role (so it has the owner's
+ * privileges on the tenant's objects) and, for a database tenant, allowed
+ * to connect.  Returns its name; a role tenant_mgr already made for the
+ * tenant is returned as is.
+ */
+char *
+tm_login_role_create(const TmTenant *t)
+{
+	char	   *role = tm_login_role_name(t->object_name);
+
+	if (strlen(role) > NAMEDATALEN - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("login role name \"%s\" would be too long", role),
+				 errdetail("Role names are limited to %d bytes.", NAMEDATALEN - 1)));
+	if (tm_role_marked(role, tm_login_mark(t->name)))
+		return role;
+	if (OidIsValid(get_role_oid(role, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("role \"%s\" already exists", role),
+				 errdetail("It was not created by tenant_mgr, which never adopts an existing role.")));
+	tm_utility(psprintf("CREATE ROLE %s LOGIN", quote_identifier(role)));
+	tm_mark("ROLE", role, tm_login_mark(t->name));
+	tm_utility(psprintf("GRANT %s TO %s", quote_identifier(t->owner),
+						quote_identifier(role)));
+	if (t->isolation == TM_DATABASE)
+		tm_utility(psprintf("GRANT CONNECT ON DATABASE %s TO %s",
+							quote_identifier(get_database_name(tm_database_find(t))),
+							quote_identifier(role)));
+	return role;
+}
+
+/* Renames a tenant's login role along with the tenant, if it has one. */
+void
+tm_login_role_rename(const TmTenant *t, const char *object,
+					 const char *new_name)
+{
+	char	   *old_role = tm_login_role_name(t->object_name);
+	char	   *new_role = tm_login_role_name(object);
+
+	if (!tm_role_marked(old_role, tm_login_mark(t->name)))
+		return;
+	if (strlen(new_role) > NAMEDATALEN - 1 || OidIsValid(get_role_oid(new_role, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("login role of tenant \"%s\" cannot be renamed to \"%s\"",
+						t->name, new_role),
+				 errdetail("The name is taken or longer than %d bytes.", NAMEDATALEN - 1)));
+	tm_rename_object("ROLE", old_role, new_role, tm_login_mark(new_name));
+}
+
+/* Drops a tenant's login role, if it has one (see above). */
+void
+tm_login_role_drop(const char *object_name, const char *tenant)
+{
+	tm_role_drop_marked(tm_login_role_name(object_name), tm_login_mark(tenant),
+						tenant);
+}

@@ -1,0 +1,407 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi.c
+ *		SQL plumbing: SPI connections, transactions of background workers,
+ *		statement runners named by the identity they run as, and typed
+ *		getters for their results.
+ *
+ * Runners, by identity:
+ *	tm_catalog_exec[_kept]	the catalog owner, search_path pinned: every
+ *							read and write of tenant_mgr's own tables
+ *	tm_user_query			the current user, read-only: system views
+ *	tm_utility				the current user: DDL on tenants and roles
+ *	tm_utility_as			a given role (executors act for a requester)
+ *	tm_utility_toplevel		a given role, top-level, in a transaction of
+ *							its own (CREATE/DROP DATABASE, in executors)
+ *
+ * Results of reads are allocated in tm_result_cxt(), so they outlive both
+ * SPI_finish and the transactions of tm_xact_begin/commit.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "tenant_mgr.h"
+
+/* The caller's context inside tm_xact_begin/commit (see tm_result_cxt). */
+static MemoryContext tm_xact_caller_cxt = NULL;
+
+void
+tm_spi_connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+void
+tm_spi_finish(void)
+{
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+}
+
+/*
+ * For background workers: starts a transaction with a snapshot and an SPI
+ * connection, and commits it.  In between, the caller's memory context
+ * stays current, so what it reads survives the commit.
+ */
+void
+tm_xact_begin(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	tm_spi_connect();
+	tm_xact_caller_cxt = cxt;
+	MemoryContextSwitchTo(cxt);
+}
+
+void
+tm_xact_commit(void)
+{
+	MemoryContext cxt = tm_xact_caller_cxt;
+
+	tm_spi_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	tm_xact_caller_cxt = NULL;
+}
+
+/*
+ * The memory context for results of SPI reads.  Every SPI call leaves the
+ * SPI procedure context current, which SPI_finish frees; inside
+ * tm_xact_begin/commit, results go to the caller's context instead.
+ */
+MemoryContext
+tm_result_cxt(void)
+{
+	return tm_xact_caller_cxt ? tm_xact_caller_cxt : CurrentMemoryContext;
+}
+
+/*
+ * Acts as role from now on, saving the current identity; extra_sec_context
+ * adds flags such as SECURITY_RESTRICTED_OPERATION.  An error restores the
+ * identity with the (sub)transaction's abort; otherwise tm_restore does.
+ */
+void
+tm_become(Oid role, int extra_sec_context, TmIdentity *saved)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(role, saved->sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | extra_sec_context);
+}
+
+void
+tm_restore(const TmIdentity *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}
+
+/*
+ * Returns the role that owns the catalog (the owner of tenant_mgr.tenant,
+ * that is, whoever created the extension).
+ */
+static Oid
+tm_catalog_owner(void)
+{
+	Oid			nspoid = get_namespace_oid("tenant_mgr", false);
+	Oid			relid = get_relname_relid("tenant", nspoid);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the tenant_mgr catalog is missing"),
+				 errhint("Run CREATE EXTENSION tenant_mgr in this database.")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Runs a catalog statement with parameters; raises an error unless SPI
+ * answers "expected".  With plan, the statement is prepared once per
+ * backend and kept in *plan (the plan cache re-plans it if the extension is
+ * re-created).
+ *
+ * The catalog is read and written as its owner: callers need EXECUTE on
+ * tenant_mgr's functions, never privileges on its tables, so direct DML on
+ * the catalog or the queue is no way around the checks the functions make.
+ * The search_path is pinned to pg_catalog, so that nothing a caller planted
+ * runs with the owner's rights.  An error restores the caller's identity
+ * and settings with the (sub)transaction's abort.
+ */
+static void
+tm_catalog_run(SPIPlanPtr *plan, int cursor_options, const char *sql,
+			   int nargs, Oid *types, Datum *values, const char *nulls,
+			   int expected)
+{
+	TmIdentity	saved;
+	int			save_nestlevel;
+	int			rc;
+
+	tm_become(tm_catalog_owner(), 0, &saved);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+
+	if (plan != NULL)
+	{
+		if (*plan == NULL)
+		{
+			SPIPlanPtr	p = SPI_prepare_cursor(sql, nargs, types, cursor_options);
+
+			if (p == NULL)
+				elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+					 sql, SPI_result_code_string(SPI_result));
+			if (SPI_keepplan(p) != 0)
+				elog(ERROR, "SPI_keepplan failed");
+			*plan = p;
+		}
+		rc = SPI_execute_plan(*plan, values, nulls, false, 0);
+	}
+	else
+		rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	AtEOXact_GUC(true, save_nestlevel);
+	tm_restore(&saved);
+	if (rc != expected)
+		elog(ERROR, "SPI_execute failed for \"%s\": %s",
+			 sql, SPI_result_code_string(rc));
+}
+
+/* One catalog statement, planned each time. */
+void
+tm_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
+				const char *nulls, int expected)
+{
+	tm_catalog_run(NULL, 0, sql, nargs, types, values, nulls, expected);
+}
+
+/*
+ * One catalog statement run often, prepared once.  Lookups by name pass
+ * CURSOR_OPT_CUSTOM_PLAN: a generic plan made while the catalog was small
+ * would scan it whole for every tenant of a large run.
+ */
+void
+tm_catalog_exec_kept(SPIPlanPtr *plan, int cursor_options, const char *sql,
+					 int nargs, Oid *types, Datum *values, const char *nulls,
+					 int expected)
+{
+	tm_catalog_run(plan, cursor_options, sql, nargs, types, values, nulls,
+				   expected);
+}
+
+/*
+ * A read-only query as the current user, for system catalogs and views
+ * (every object in it must be schema-qualified).
+ */
+void
+tm_user_query(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	if (SPI_execute_with_args(sql, nargs, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed for \"%s\"", sql);
+}
+
+/* Runs one utility statement through SPI as the current user. */
+void
+tm_utility(const char *sql)
+{
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not run \"%s\"", sql);
+}
+
+/* Runs one utility statement through SPI as role. */
+void
+tm_utility_as(const char *sql, Oid role)
+{
+	TmIdentity	saved;
+
+	tm_become(role, 0, &saved);
+	tm_utility(sql);
+	tm_restore(&saved);
+}
+
+/*
+ * Runs one utility statement as a top-level command in a transaction of its
+ * own, as role (the exec_simple_query path: never through SPI, which would
+ * make it non-top-level).  For background workers outside a transaction.
+ */
+void
+tm_utility_toplevel(const char *sql, Oid role)
+{
+	List	   *raw;
+	ListCell   *lc;
+	TmIdentity	saved;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, sql);
+	debug_query_string = sql;
+	tm_become(role, 0, &saved);
+
+	raw = pg_parse_query(sql);
+	foreach(lc, raw)
+	{
+		RawStmt    *rs = lfirst_node(RawStmt, lc);
+		PlannedStmt *pstmt = makeNode(PlannedStmt);
+
+		pstmt->commandType = CMD_UTILITY;
+		pstmt->canSetTag = true;
+		pstmt->utilityStmt = rs->stmt;
+		pstmt->stmt_location = rs->stmt_location;
+		pstmt->stmt_len = rs->stmt_len;
+		ProcessUtility(pstmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL,
+					   None_Receiver, NULL);
+	}
+
+	tm_restore(&saved);
+	CommitTransactionCommand();
+	debug_query_string = NULL;
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Runs fn(arg) in a subtransaction.  Returns NULL on success, or the error
+ * (allocated in the current memory context) after rolling the
+ * subtransaction back.  A query cancel is not swallowed.
+ */
+ErrorData *
+tm_try(void (*fn) (void *), void *arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+
+	if (edata && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(edata);
+	return edata;
+}
+
+/*
+ * Typed getters for column col (1-based) of row row of the last result.
+ * Each checks the column's type: a mismatch is a bug in a statement here.
+ */
+static Datum
+tm_get(uint64 row, int col, Oid type, bool *isnull)
+{
+	Oid			actual = SPI_gettypeid(SPI_tuptable->tupdesc, col);
+
+	if (actual != type)
+		elog(ERROR, "column %d has type %u, not %u", col, actual, type);
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col,
+						 isnull);
+}
+
+/* A text or name column as a C string in tm_result_cxt(), NULL for NULL. */
+char *
+tm_get_text(uint64 row, int col)
+{
+	Oid			type = SPI_gettypeid(SPI_tuptable->tupdesc, col);
+	bool		isnull;
+	Datum		d = tm_get(row, col, type == NAMEOID ? NAMEOID : TEXTOID, &isnull);
+	MemoryContext old;
+	char	   *result;
+
+	if (isnull)
+		return NULL;
+	old = MemoryContextSwitchTo(tm_result_cxt());
+	result = type == NAMEOID ? pstrdup(NameStr(*DatumGetName(d))) :
+		TextDatumGetCString(d);
+	MemoryContextSwitchTo(old);
+	return result;
+}
+
+/* A bigint column; NULL reads as 0. */
+int64
+tm_get_int64(uint64 row, int col)
+{
+	bool		isnull;
+	Datum		d = tm_get(row, col, INT8OID, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/* An integer column; NULL reads as 0. */
+int32
+tm_get_int32(uint64 row, int col)
+{
+	bool		isnull;
+	Datum		d = tm_get(row, col, INT4OID, &isnull);
+
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
+/* An oid column; NULL reads as InvalidOid. */
+Oid
+tm_get_oid(uint64 row, int col)
+{
+	bool		isnull;
+	Datum		d = tm_get(row, col, OIDOID, &isnull);
+
+	return isnull ? InvalidOid : DatumGetObjectId(d);
+}
+
+/* A boolean column; NULL reads as false. */
+bool
+tm_get_bool(uint64 row, int col)
+{
+	bool		isnull;
+	Datum		d = tm_get(row, col, BOOLOID, &isnull);
+
+	return !isnull && DatumGetBool(d);
+}
+
+/* Milliseconds since start. */
+double
+tm_elapsed_ms(instr_time start)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	return INSTR_TIME_GET_MILLISEC(now);
+}
