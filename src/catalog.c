@@ -178,12 +178,6 @@ tm_tenant_require_ready(const TmTenant *t)
 				 errhint("Wait for it with tenant_mgr.tenant_wait('%s').", t->name) : 0));
 }
 
-static Datum
-tm_name_datum(const char *s)
-{
-	return DirectFunctionCall1(namein, CStringGetDatum(s));
-}
-
 /* Records a tenant built in the current transaction, as it is in t. */
 void
 tm_tenant_insert(const TmTenant *t, const char *metadata)

@@ -55,6 +55,7 @@ typedef enum TmQueueLook
 static TmQueueLook tm_run_next_job(void);
 static void tm_reconcile_intents(void);
 static void tm_reconcile_at_start(void);
+static void tm_launcher_recover(MemoryContext loop_cxt);
 
 void
 tm_launcher_register_worker(void)
@@ -231,6 +232,46 @@ tm_extension_exists(void)
 	return exists;
 }
 
+/*
+ * After an error in an iteration: logs it, cleans up (the transaction, our
+ * executors and their segments) and records it against the job at hand,
+ * then pauses a second so that a persistent error cannot make the loop spin.
+ */
+static void
+tm_launcher_recover(MemoryContext loop_cxt)
+{
+	ErrorData  *edata;
+	int64		job = tm_current_job;
+
+	HOLD_INTERRUPTS();
+	MemoryContextSwitchTo(loop_cxt);
+	edata = CopyErrorData();
+	EmitErrorReport();
+	AbortOutOfAnyTransaction();
+	FlushErrorState();
+	tm_exec_release_all();
+	RESUME_INTERRUPTS();
+	tm_current_job = 0;
+
+	if (job != 0)
+	{
+		PG_TRY();
+		{
+			tm_job_fail(job, edata);
+		}
+		PG_CATCH();
+		{
+			EmitErrorReport();
+			AbortOutOfAnyTransaction();
+			FlushErrorState();
+		}
+		PG_END_TRY();
+	}
+	pgstat_report_activity(STATE_IDLE, NULL);
+	(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000L,
+					 PG_WAIT_EXTENSION);
+}
+
 void
 tm_launcher_main(Datum arg pg_attribute_unused())
 {
@@ -285,38 +326,7 @@ tm_launcher_main(Datum arg pg_attribute_unused())
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
-			int64		job = tm_current_job;
-
-			/* log it, clean up, and record it against the job at hand */
-			HOLD_INTERRUPTS();
-			MemoryContextSwitchTo(loop_cxt);
-			edata = CopyErrorData();
-			EmitErrorReport();
-			AbortOutOfAnyTransaction();
-			FlushErrorState();
-			tm_exec_release_all();
-			RESUME_INTERRUPTS();
-			tm_current_job = 0;
-
-			if (job != 0)
-			{
-				PG_TRY();
-				{
-					tm_job_fail(job, edata);
-				}
-				PG_CATCH();
-				{
-					EmitErrorReport();
-					AbortOutOfAnyTransaction();
-					FlushErrorState();
-				}
-				PG_END_TRY();
-			}
-			pgstat_report_activity(STATE_IDLE, NULL);
-			/* do not spin on a persistent error */
-			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000L,
-							 PG_WAIT_EXTENSION);
+			tm_launcher_recover(loop_cxt);
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(TopMemoryContext);

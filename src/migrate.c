@@ -131,31 +131,23 @@ tm_find_migration(List *migrations, int64 version)
 }
 
 /*
- * Reads the tenant's ledger, checks it against the registered migrations and
- * returns the steps (TmStep) that bring it to target, in the order they must
- * run.  *current is set to the ledger's version.  Raises an error, changing
- * nothing, when the ledger names an unknown or altered migration or when a
- * step down has no down SQL.
+ * Reads the tenant's ledger and checks it against the registered
+ * migrations: returns the applied ones (TmMigration), in version order.
+ * An unknown or altered migration is an error.
  */
-List *
-tm_migration_plan(const TmTenant *tenant, List *migrations, int64 target,
-				  int64 *current)
+static List *
+tm_ledger_read(const TmTenant *tenant, List *migrations)
 {
-	char	   *sql;
 	List	   *applied = NIL;
-	List	   *steps = NIL;
-	ListCell   *lc;
 	uint64		i;
 	MemoryContext oldcxt;
 
-	sql = psprintf("SELECT version, checksum FROM %s." TM_LEDGER_NAME
-				   " ORDER BY version",
-				   quote_identifier(tenant->schema));
-	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute(psprintf("SELECT version, checksum FROM %s." TM_LEDGER_NAME
+							 " ORDER BY version",
+							 quote_identifier(tenant->schema)),
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the ledger of tenant \"%s\"", tenant->name);
 	oldcxt = MemoryContextSwitchTo(tm_result_cxt());
-
-	*current = 0;
 	for (i = 0; i < SPI_processed; i++)
 	{
 		int64		v = tm_get_int64(i, 1);
@@ -177,9 +169,28 @@ tm_migration_plan(const TmTenant *tenant, List *migrations, int64 target,
 					 errdetail("The ledger's checksum is %s, the registered one is %s.",
 							   checksum, m->checksum)));
 		applied = lappend(applied, m);
-		*current = v;
 	}
+	MemoryContextSwitchTo(oldcxt);
+	return applied;
+}
 
+/*
+ * Reads the tenant's ledger, checks it against the registered migrations and
+ * returns the steps (TmStep) that bring it to target, in the order they must
+ * run.  *current is set to the ledger's version.  Raises an error, changing
+ * nothing, when the ledger names an unknown or altered migration or when a
+ * step down has no down SQL.
+ */
+List *
+tm_migration_plan(const TmTenant *tenant, List *migrations, int64 target,
+				  int64 *current)
+{
+	List	   *applied = tm_ledger_read(tenant, migrations);
+	List	   *steps = NIL;
+	ListCell   *lc;
+	MemoryContext oldcxt = MemoryContextSwitchTo(tm_result_cxt());
+
+	*current = applied ? ((TmMigration *) llast(applied))->version : 0;
 	if (target >= *current)
 	{
 		foreach(lc, migrations)
@@ -201,23 +212,22 @@ tm_migration_plan(const TmTenant *tenant, List *migrations, int64 target,
 		foreach(lc, applied)
 		{
 			TmMigration *m = lfirst(lc);
+			TmStep	   *s;
 
-			if (m->version > target)
-			{
-				TmStep	   *s = palloc0(sizeof(TmStep));
-
-				if (m->down_sql == NULL)
-					ereport(ERROR,
-							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-							 errmsg("migration " INT64_FORMAT " (%s) cannot be reverted",
-									m->version, m->name),
-							 errdetail("It was registered without down SQL."),
-							 errhint("Tenant \"%s\" stays at version " INT64_FORMAT ".",
-									 tenant->name, *current)));
-				s->migration = m;
-				s->up = false;
-				steps = lcons(s, steps);
-			}
+			if (m->version <= target)
+				continue;
+			if (m->down_sql == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("migration " INT64_FORMAT " (%s) cannot be reverted",
+								m->version, m->name),
+						 errdetail("It was registered without down SQL."),
+						 errhint("Tenant \"%s\" stays at version " INT64_FORMAT ".",
+								 tenant->name, *current)));
+			s = palloc0(sizeof(TmStep));
+			s->migration = m;
+			s->up = false;
+			steps = lcons(s, steps);
 		}
 	}
 	MemoryContextSwitchTo(oldcxt);

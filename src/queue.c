@@ -94,12 +94,6 @@ tm_wake_at_abort(void)
 	tm_intent_in_xact = true;
 }
 
-static Datum
-tm_name_datum(const char *s)
-{
-	return DirectFunctionCall1(namein, CStringGetDatum(s));
-}
-
 /*
  * Queues a job in the current transaction, run by the launcher once it
  * commits, with the rights of the current user.  Expects an SPI connection.

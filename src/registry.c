@@ -195,19 +195,14 @@ tm_check_statements(int64 version, const char *direction, const char *sql)
 }
 
 /*
- * Registers one migration.  Returns true if it is new, false if the very
- * same migration was already registered.  Expects an SPI connection and the
- * registry lock.
+ * Checks a migration before it is registered: a positive version, a name,
+ * transactional, and SQL that parses, is not empty and holds nothing that
+ * cannot run inside the transaction it commits in.
  */
-static bool
-tm_register(int64 version, const char *name, const char *up_sql,
-			const char *down_sql, bool transactional)
+static void
+tm_check_migration(int64 version, const char *name, const char *up_sql,
+				   const char *down_sql, bool transactional)
 {
-	char	   *checksum;
-	Oid			types[7] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64		latest;
 	const char *p;
 
 	if (version <= 0)
@@ -236,7 +231,24 @@ tm_register(int64 version, const char *name, const char *up_sql,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("down SQL of migration " INT64_FORMAT " is empty", version),
 				 errhint("Pass NULL if the migration cannot be reverted.")));
+}
 
+/*
+ * Registers one migration.  Returns true if it is new, false if the very
+ * same migration was already registered.  Expects an SPI connection and the
+ * registry lock.
+ */
+static bool
+tm_register(int64 version, const char *name, const char *up_sql,
+			const char *down_sql, bool transactional)
+{
+	char	   *checksum;
+	Oid			types[7] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int64		latest;
+
+	tm_check_migration(version, name, up_sql, down_sql, transactional);
 	checksum = tm_checksum(up_sql);
 
 	/* An already registered version: the same migration again, or an error. */

@@ -395,6 +395,13 @@ tm_get_bool(uint64 row, int col)
 	return !isnull && DatumGetBool(d);
 }
 
+/* A C string as a Datum of type name, for statement parameters. */
+Datum
+tm_name_datum(const char *s)
+{
+	return DirectFunctionCall1(namein, CStringGetDatum(s));
+}
+
 /* Milliseconds since start. */
 double
 tm_elapsed_ms(instr_time start)

@@ -444,6 +444,7 @@ extern int64 tm_get_int64(uint64 row, int col);
 extern int32 tm_get_int32(uint64 row, int col);
 extern Oid	tm_get_oid(uint64 row, int col);
 extern bool tm_get_bool(uint64 row, int col);
+extern Datum tm_name_datum(const char *s);
 extern double tm_elapsed_ms(instr_time start);
 
 /* in tenant_mgr.c */
