@@ -16,6 +16,7 @@ OBJS = \
 	src/marker.o \
 	src/names.o \
 	src/registry.o \
+	src/ledger.o \
 	src/migrate.o \
 	src/fleet.o \
 	src/queue.o \

@@ -15,6 +15,8 @@
 #include "postgres.h"
 
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -216,7 +218,15 @@ tenant_use(PG_FUNCTION_ARGS)
 				 errmsg("tenant \"%s\" is a database tenant", name),
 				 errhint("Connect to database \"%s\" instead.", t->object_name)));
 	tm_tenant_require_ready(t);
-	(void) tm_schematenant_require(t);
+	if (pg_namespace_aclcheck(tm_schematenant_require(t), GetUserId(),
+							  ACL_USAGE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to use tenant \"%s\"", name),
+				 errdetail("Role \"%s\" has no USAGE privilege on schema \"%s\".",
+						   GetUserNameFromId(GetUserId(), false), t->schema),
+				 errhint("Use the tenant's login role (tenant_mgr.tenant_login_role), or a member of its owner \"%s\".",
+						 t->owner)));
 	path = tm_search_path(t->schema);
 	(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION,
 							 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,

@@ -234,42 +234,45 @@ tm_exec_migrate(TmExecTask *task)
 	}
 }
 
-/* READ_LEDGER, in a tenant database: compare the ledger with the registry. */
+/*
+ * READ_LEDGER, in a tenant database: compare the ledger with the registry,
+ * once it is checked to be the table tenant_mgr made (ledger.c).
+ */
 static void
 tm_exec_read_ledger(TmExecTask *task)
 {
+	TmTenant   *t = tm_task_tenant(task);
 	List	   *migrations = tm_task_migrations(task);
-	uint64		i;
+	char	   *problem;
+	ListCell   *lc;
 
 	tm_xact_begin();
 	if (!OidIsValid(get_relname_relid(TM_LEDGER_NAME, PG_PUBLIC_NAMESPACE)))
 		task->no_ledger = true;
+	else if ((problem = tm_ledger_problem(t)) != NULL)
+		strlcpy(task->problem, problem, TM_MSG_LEN);
 	else
 	{
-		if (SPI_execute("SELECT version, checksum FROM public." TM_LEDGER_NAME
-						" ORDER BY version", true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the ledger");
-		for (i = 0; i < SPI_processed; i++)
+		foreach(lc, tm_ledger_rows(t))
 		{
-			int64		v = tm_get_int64(i, 1);
-			char	   *checksum = tm_get_text(i, 2);
-			ListCell   *lc;
+			TmLedgerRow *row = lfirst(lc);
+			ListCell   *mc;
 			bool		found = false;
 
-			foreach(lc, migrations)
+			foreach(mc, migrations)
 			{
-				TmMigration *m = lfirst(lc);
+				TmMigration *m = lfirst(mc);
 
-				if (m->version == v)
+				if (m->version == row->version)
 				{
 					found = true;
-					if (strcmp(m->checksum, checksum) != 0)
+					if (strcmp(m->checksum, row->checksum) != 0)
 						task->mismatched++;
 				}
 			}
 			if (!found)
 				task->unknown++;
-			task->version = v;
+			task->version = row->version;
 		}
 	}
 	tm_xact_commit();

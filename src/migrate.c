@@ -52,67 +52,26 @@ tm_apply_error_callback(void *arg)
 }
 
 /*
- * Runs sql inside the tenant: as its owner, restricted, with the tenant's
- * search_path.  Everything the SQL sets is undone afterwards; an error
- * propagates (the enclosing (sub)transaction restores the user id).
+ * Runs a migration's SQL inside the tenant: as its owner, restricted, with
+ * the tenant's search_path.  Everything the SQL sets is undone afterwards;
+ * an error propagates (the enclosing (sub)transaction restores the user id).
  */
 static void
-tm_run_in_tenant(const TmTenant *tenant, const TmStep *step, const char *sql,
-				 int nargs, Oid *types, Datum *values)
+tm_run_in_tenant(const TmTenant *tenant, const TmStep *step, const char *sql)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-	Oid			owner = get_role_oid(tenant->owner, false);
 	TmApplyContext ac = {tenant, step};
 	ErrorContextCallback errcb;
-	int			rc;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context |
-						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", tm_search_path(tenant->schema),
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
 
 	errcb.callback = tm_apply_error_callback;
 	errcb.arg = &ac;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	if (nargs > 0)
-		rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-	else
-		rc = SPI_execute(sql, false, 0);
-	if (rc < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
-				 errmsg("migration SQL could not be executed: %s",
-						SPI_result_code_string(rc))));
+	tm_sql_restricted(get_role_oid(tenant->owner, false),
+					  tm_search_path(tenant->schema), NULL, sql, 0, NULL, NULL,
+					  false);
 
 	error_context_stack = errcb.previous;
-	AtEOXact_GUC(true, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-}
-
-/*
- * Creates the (empty) ledger inside a new schema tenant, owned by the
- * tenant's owner.  Its primary key is the version: no sequence, nothing
- * that ties the tenant to the server it was created on.
- */
-void
-tm_ledger_create(const TmTenant *tenant)
-{
-	tm_run_in_tenant(tenant, NULL,
-					 "CREATE TABLE " TM_LEDGER_NAME " ("
-					 " version bigint PRIMARY KEY,"
-					 " name text NOT NULL,"
-					 " checksum text NOT NULL,"
-					 " applied_at timestamptz NOT NULL DEFAULT now(),"
-					 " applied_by name NOT NULL DEFAULT current_user,"
-					 " duration interval)",
-					 0, NULL, NULL);
 }
 
 static TmMigration *
@@ -131,7 +90,7 @@ tm_find_migration(List *migrations, int64 version)
 }
 
 /*
- * Reads the tenant's ledger and checks it against the registered
+ * Reads the tenant's ledger (ledger.c) and checks it against the registered
  * migrations: returns the applied ones (TmMigration), in version order.
  * An unknown or altered migration is an error.
  */
@@ -139,35 +98,28 @@ static List *
 tm_ledger_read(const TmTenant *tenant, List *migrations)
 {
 	List	   *applied = NIL;
-	uint64		i;
-	MemoryContext oldcxt;
+	ListCell   *lc;
+	MemoryContext oldcxt = MemoryContextSwitchTo(tm_result_cxt());
 
-	if (SPI_execute(psprintf("SELECT version, checksum FROM %s." TM_LEDGER_NAME
-							 " ORDER BY version",
-							 quote_identifier(tenant->schema)),
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the ledger of tenant \"%s\"", tenant->name);
-	oldcxt = MemoryContextSwitchTo(tm_result_cxt());
-	for (i = 0; i < SPI_processed; i++)
+	foreach(lc, tm_ledger_rows(tenant))
 	{
-		int64		v = tm_get_int64(i, 1);
-		char	   *checksum = tm_get_text(i, 2);
-		TmMigration *m = tm_find_migration(migrations, v);
+		TmLedgerRow *row = lfirst(lc);
+		TmMigration *m = tm_find_migration(migrations, row->version);
 
 		if (m == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("tenant \"%s\" has migration " INT64_FORMAT " applied, which is not registered",
-							tenant->name, v),
+							tenant->name, row->version),
 					 errhint("Register the migration again, or check the ledger %s." TM_LEDGER_NAME ".",
 							 quote_identifier(tenant->schema))));
-		if (strcmp(m->checksum, checksum) != 0)
+		if (strcmp(m->checksum, row->checksum) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("migration " INT64_FORMAT " applied to tenant \"%s\" differs from the registered one",
-							v, tenant->name),
+							row->version, tenant->name),
 					 errdetail("The ledger's checksum is %s, the registered one is %s.",
-							   checksum, m->checksum)));
+							   row->checksum, m->checksum)));
 		applied = lappend(applied, m);
 	}
 	MemoryContextSwitchTo(oldcxt);
@@ -244,32 +196,13 @@ tm_migration_apply(const TmTenant *tenant, TmStep *step)
 	TmMigration *m = step->migration;
 	instr_time	start;
 	instr_time	duration;
-	Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, FLOAT8OID};
-	Datum		values[4];
 
 	INSTR_TIME_SET_CURRENT(start);
-	tm_run_in_tenant(tenant, step, step->up ? m->up_sql : m->down_sql,
-					 0, NULL, NULL);
+	tm_run_in_tenant(tenant, step, step->up ? m->up_sql : m->down_sql);
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
 	step->ms = INSTR_TIME_GET_MILLISEC(duration);
-
-	values[0] = Int64GetDatum(m->version);
-	if (step->up)
-	{
-		values[1] = CStringGetTextDatum(m->name);
-		values[2] = CStringGetTextDatum(m->checksum);
-		values[3] = Float8GetDatum(step->ms);
-		tm_run_in_tenant(tenant, step,
-						 "INSERT INTO " TM_LEDGER_NAME
-						 " (version, name, checksum, duration)"
-						 " VALUES ($1, $2, $3, $4 * interval '1 millisecond')",
-						 4, types, values);
-	}
-	else
-		tm_run_in_tenant(tenant, step,
-						 "DELETE FROM " TM_LEDGER_NAME " WHERE version = $1",
-						 1, types, values);
+	tm_ledger_write(tenant, m, step->up, step->ms);
 }
 
 /*

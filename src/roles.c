@@ -220,6 +220,14 @@ tm_login_role_create(const TmTenant *t)
 {
 	char	   *role = tm_login_role_name(t->object_name);
 
+	/* a member of a shared owner would reach every tenant of that owner */
+	if (!tm_role_is_ours(t->owner, t->name))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("tenant \"%s\" has no owner role of its own", t->name),
+				 errdetail("Its owner \"%s\" was chosen at creation and may own other objects; a login role that is a member of it could reach them.",
+						   t->owner),
+				 errhint("Create the tenant without owner => ..., so that tenant_mgr gives it an owner role of its own.")));
 	if (strlen(role) > NAMEDATALEN - 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),

@@ -13,6 +13,8 @@
  *	tm_utility_as			a given role (executors act for a requester)
  *	tm_utility_toplevel		a given role, top-level, in a transaction of
  *							its own (CREATE/DROP DATABASE, in executors)
+ *	tm_sql_restricted		a tenant's owner, in a security-restricted
+ *							operation: migrations and ledgers
  *
  * Results of reads are allocated in tm_result_cxt(), so they outlive both
  * SPI_finish and the transactions of tm_xact_begin/commit.
@@ -100,7 +102,7 @@ tm_result_cxt(void)
 
 /*
  * Acts as role from now on, saving the current identity; extra_sec_context
- * adds flags such as SECURITY_RESTRICTED_OPERATION.  An error restores the
+ * adds flags to SECURITY_LOCAL_USERID_CHANGE.  An error restores the
  * identity with the (sub)transaction's abort; otherwise tm_restore does.
  */
 void
@@ -226,6 +228,43 @@ tm_user_query(const char *sql, int nargs, Oid *types, Datum *values)
 {
 	if (SPI_execute_with_args(sql, nargs, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed for \"%s\"", sql);
+}
+
+/*
+ * Runs sql through SPI as role inside a security-restricted operation, with
+ * search_path and (unless NULL) lock_timeout set at a new GUC nesting level,
+ * so that nothing the statement sets outlives it: for anything a tenant's
+ * roles can influence.  An SPI error code is an error; an error restores
+ * the identity and settings with the (sub)transaction's abort.
+ */
+void
+tm_sql_restricted(Oid role, const char *search_path, const char *lock_timeout,
+				  const char *sql, int nargs, Oid *types, Datum *values,
+				  bool read_only)
+{
+	TmIdentity	saved;
+	int			save_nestlevel;
+	int			rc;
+
+	/* restricted, as maintenance commands run table owners' code */
+	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
+	SetUserIdAndSecContext(role, saved.sec_context | SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", search_path,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	if (lock_timeout)
+		(void) set_config_option("lock_timeout", lock_timeout,
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, read_only, 0);
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("SQL could not be executed in a tenant: %s",
+						SPI_result_code_string(rc))));
+	AtEOXact_GUC(true, save_nestlevel);
+	tm_restore(&saved);
 }
 
 /* Runs one utility statement through SPI as the current user. */

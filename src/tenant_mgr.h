@@ -8,7 +8,7 @@
  *
  *	caller path			api.c, tenantops.c, trigger.c
  *	tenant kinds		schematenant.c, dbtenant.c, roles.c, marker.c, names.c
- *	migration engine	registry.c, migrate.c, fleet.c
+ *	migration engine	registry.c, ledger.c, migrate.c, fleet.c
  *	queue, background	queue.c, launcher.c, dispatch.c, executor.c, shmem.c
  *	catalog, plumbing	catalog.c, spi.c, verify.c, tenant_mgr.c
  *
@@ -113,6 +113,13 @@ typedef struct TmStep
 	double		ms;				/* how long the migration's SQL took */
 } TmStep;
 
+/* A row of a tenant's ledger. */
+typedef struct TmLedgerRow
+{
+	int64		version;
+	char	   *checksum;
+} TmLedgerRow;
+
 /* A claimed job of tenant_mgr.job (queue.c), run by the launcher. */
 typedef struct TmJob
 {
@@ -206,6 +213,7 @@ typedef struct TmExecTask
 	int			unknown;		/* READ_LEDGER: unregistered ledger rows */
 	int			mismatched;		/* READ_LEDGER: rows with other checksums */
 	bool		no_ledger;		/* READ_LEDGER: there is no ledger */
+	char		problem[TM_MSG_LEN];	/* READ_LEDGER: how it was tampered with */
 	int			nsteps;
 	TmExecStep	steps[FLEXIBLE_ARRAY_MEMBER];
 } TmExecTask;
@@ -314,8 +322,15 @@ extern char *tm_search_path(const char *schema);
 /* in registry.c */
 extern char *tm_checksum(const char *sql);
 
+/* in ledger.c */
+extern void tm_ledger_create(const TmTenant *t);
+extern char *tm_ledger_problem(const TmTenant *t);
+extern void tm_ledger_require(const TmTenant *t);
+extern List *tm_ledger_rows(const TmTenant *t);
+extern void tm_ledger_write(const TmTenant *t, const TmMigration *m, bool up,
+							double ms);
+
 /* in migrate.c */
-extern void tm_ledger_create(const TmTenant *tenant);
 extern List *tm_migration_plan(const TmTenant *tenant, List *migrations,
 							   int64 target, int64 *current);
 extern void tm_migration_apply(const TmTenant *tenant, TmStep *step);
@@ -438,6 +453,10 @@ extern void tm_user_query(const char *sql, int nargs, Oid *types,
 extern void tm_utility(const char *sql);
 extern void tm_utility_as(const char *sql, Oid role);
 extern void tm_utility_toplevel(const char *sql, Oid role);
+extern void tm_sql_restricted(Oid role, const char *search_path,
+							  const char *lock_timeout, const char *sql,
+							  int nargs, Oid *types, Datum *values,
+							  bool read_only);
 extern ErrorData *tm_try(void (*fn) (void *), void *arg);
 extern char *tm_get_text(uint64 row, int col);
 extern int64 tm_get_int64(uint64 row, int col);

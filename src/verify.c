@@ -37,14 +37,62 @@ tm_report(ReturnSetInfo *rsinfo, const char *tenant, const char *problem,
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
+/* A ledger read inside tm_try. */
+typedef struct TmLedgerRead
+{
+	const TmTenant *tenant;
+	List	   *rows;
+} TmLedgerRead;
+
+static void
+tm_read_rows(void *arg)
+{
+	TmLedgerRead *read = (TmLedgerRead *) arg;
+
+	read->rows = tm_ledger_rows(read->tenant);
+}
+
+/*
+ * Reports a ledger that is not the table tenant_mgr made, or that cannot be
+ * read (a tenant holding it locked), and returns false; otherwise sets
+ * *rows to its rows.  Reading it raises nothing: one tenant never stops
+ * verify().
+ */
+static bool
+tm_verify_ledger(ReturnSetInfo *rsinfo, const TmTenant *t, List **rows)
+{
+	char	   *problem = tm_ledger_problem(t);
+	TmLedgerRead read = {t, NIL};
+	ErrorData  *edata;
+
+	if (problem)
+	{
+		tm_report(rsinfo, t->name, "tampered",
+				  psprintf("the ledger is not the table tenant_mgr made: %s", problem));
+		return false;
+	}
+	edata = tm_try(tm_read_rows, &read);
+	if (edata)
+	{
+		tm_report(rsinfo, t->name,
+				  edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ? "locked" : "unreadable",
+				  psprintf("the ledger could not be read: %s", edata->message));
+		return false;
+	}
+	*rows = read.rows;
+	return true;
+}
+
 /* Checks one schema tenant's object and ledger against its catalog row. */
 static void
-tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t)
+tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
+						List *migrations)
 {
 	Oid			nspoid = tm_schema_find(t);
-	char	   *nspname;
+	TmTenant	found = *t;
 	int64		ledger_version = 0;
-	uint64		i;
+	List	   *rows;
+	ListCell   *lc;
 
 	if (!OidIsValid(nspoid))
 	{
@@ -61,33 +109,32 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t)
 					  psprintf("schema \"%s\" does not exist", t->object_name));
 		return;
 	}
-	nspname = get_namespace_name(nspoid);
-	if (strcmp(nspname, t->object_name) != 0)
+	found.schema = get_namespace_name(nspoid);
+	if (strcmp(found.schema, t->object_name) != 0)
 		tm_report(rsinfo, t->name, "renamed",
 				  psprintf("schema \"%s\" is now named \"%s\"",
-						   t->object_name, nspname));
+						   t->object_name, found.schema));
 
-	tm_catalog_exec(psprintf("SELECT l.version, l.checksum, m.checksum"
-							 " FROM %s." TM_LEDGER_NAME " l"
-							 " LEFT JOIN tenant_mgr.migration m USING (version)"
-							 " ORDER BY l.version",
-							 quote_identifier(nspname)),
-					0, NULL, NULL, NULL, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
+	if (!tm_verify_ledger(rsinfo, &found, &rows))
+		return;
+	foreach(lc, rows)
 	{
-		int64		version = tm_get_int64(i, 1);
-		char	   *applied = tm_get_text(i, 2);
-		char	   *registered = tm_get_text(i, 3);
+		TmLedgerRow *row = lfirst(lc);
+		TmMigration *registered = NULL;
+		ListCell   *mc;
 
+		foreach(mc, migrations)
+			if (((TmMigration *) lfirst(mc))->version == row->version)
+				registered = lfirst(mc);
 		if (registered == NULL)
 			tm_report(rsinfo, t->name, "unknown_migration",
 					  psprintf("the ledger records migration " INT64_FORMAT ", which is not registered",
-							   version));
-		else if (strcmp(applied, registered) != 0)
+							   row->version));
+		else if (strcmp(row->checksum, registered->checksum) != 0)
 			tm_report(rsinfo, t->name, "checksum_mismatch",
 					  psprintf("migration " INT64_FORMAT " was applied with checksum %s, the registered one is %s",
-							   version, applied, registered));
-		ledger_version = version;
+							   row->version, row->checksum, registered->checksum));
+		ledger_version = row->version;
 	}
 	if (ledger_version != t->version)
 		tm_report(rsinfo, t->name, "version_mismatch",
@@ -126,8 +173,13 @@ tm_verify_database_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 
 	run = tm_dbtenant_read_ledger(t, migrations);
 	if (run->task->state == TM_EXEC_FAILED)
-		tm_report(rsinfo, t->name, "unreadable",
+		tm_report(rsinfo, t->name,
+				  run->task->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ? "locked" : "unreadable",
 				  psprintf("the ledger could not be read: %s", run->task->message));
+	else if (run->task->problem[0])
+		tm_report(rsinfo, t->name, "tampered",
+				  psprintf("the ledger is not the table tenant_mgr made: %s",
+						   run->task->problem));
 	else if (run->task->no_ledger)
 		tm_report(rsinfo, t->name, "no_ledger",
 				  psprintf("database \"%s\" has no table \"public.%s\"",
@@ -164,6 +216,7 @@ verify(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	tm_spi_connect();
+	migrations = tm_migration_list();
 
 	foreach(lc, tm_tenant_list())
 	{
@@ -175,14 +228,10 @@ verify(PG_FUNCTION_ARGS)
 		else if (t->state != TM_READY)
 			continue;			/* work in progress */
 		else if (t->isolation == TM_SCHEMA)
-			tm_verify_schema_tenant(rsinfo, t);
+			tm_verify_schema_tenant(rsinfo, t, migrations);
 		else
 		{
-			if (migrations == NIL)
-			{
-				tm_require_control_database();
-				migrations = tm_migration_list();
-			}
+			tm_require_control_database();
 			tm_verify_database_tenant(rsinfo, t, migrations);
 		}
 	}
