@@ -25,7 +25,7 @@ OBJS = \
 	src/verify.o
 
 EXTENSION = tenant_mgr
-DATA = tenant_mgr--1.0.sql
+DATA = tenant_mgr--1.0.sql tenant_mgr--1.0--1.1.sql
 PGFILEDESC = "tenant_mgr - schema- and database-per-tenant management"
 
 REGRESS = setup names migrations schema_tenants migrate drop database_tenants triggers security lifecycle
