@@ -6,32 +6,95 @@
 # refuses root.
 
 PG_MAJOR=${PG_MAJOR:-15}
+# the LLVM that Debian's PostgreSQL $PG_MAJOR is built with, until PGXS says
+PG_LLVM=${PG_LLVM:-14}
 PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BINDIR/pg_config
 export PATH="$PG_BINDIR:$PATH"
 TM_USER=${TM_USER:-postgres}
 
 say() { printf '\n==> %s\n' "$*"; }
 
-# Installs what building and testing need, only when something is missing.
+# The value of variable $1 in PGXS's Makefile.global, or $2 if there is no
+# such file yet.
+pgxs_var() {
+	local mk
+	mk=$("$PG_CONFIG" --pgxs 2>/dev/null) && mk=$(dirname "$mk")/../Makefile.global
+	if [ -n "$mk" ] && [ -f "$mk" ]; then
+		sed -nE "s/^$1[[:space:]]*=[[:space:]]*//p" "$mk" | tail -n 1
+	else
+		echo "$2"
+	fi
+}
+
+# Prints the Debian packages providing what building and testing need and
+# this machine lacks, one per line: each check tests the thing the build or
+# the tests use, not a file that happens to ship next to it.  Without
+# pg_config, PGXS's settings are unknown and Debian's are assumed.
+missing_deps() {
+	local server_inc=/usr/include/postgresql/$PG_MAJOR/server
+	local tap_perl=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/perl
+	local pgxs=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/makefiles/pgxs.mk
+	local cc clang llvm_bin
+	[ -x "$PG_BINDIR/postgres" ] || echo "postgresql-$PG_MAJOR"
+	if [ -x "$PG_CONFIG" ]; then
+		server_inc=$("$PG_CONFIG" --includedir-server)
+		tap_perl=$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/perl
+		pgxs=$("$PG_CONFIG" --pgxs)
+	else
+		echo "postgresql-client-$PG_MAJOR"
+	fi
+	# the server headers (not in the package that ships pgxs.mk)
+	[ -f "$server_inc/postgres.h" ] || echo "postgresql-server-dev-$PG_MAJOR"
+	# pgxs.mk and Makefile.global (Debian ships them in the client package,
+	# which the server-dev package depends on)
+	[ -f "$pgxs" ] || echo "postgresql-server-dev-$PG_MAJOR"
+	# the TAP tests' PostgreSQL::Test::Cluster and what it runs on
+	[ -f "$tap_perl/PostgreSQL/Test/Cluster.pm" ] || echo "postgresql-client-$PG_MAJOR"
+	perl -MIPC::Run -e 1 2>/dev/null || echo libipc-run-perl
+	command -v prove >/dev/null || echo perl
+	# the C compiler PGXS calls, with the C library's headers
+	cc=$(pgxs_var CC gcc)
+	command -v make >/dev/null || echo make
+	printf '#include <stdio.h>\n' | "${cc%% *}" -E -x c - >/dev/null 2>&1 || echo build-essential
+	# PGXS also compiles LLVM bitcode for JIT with clang and indexes it
+	# with llvm-lto at install (Debian: clang-14, /usr/lib/llvm-14/bin)
+	if [ "$(pgxs_var with_llvm yes)" = yes ]; then
+		clang=$(pgxs_var CLANG "/usr/bin/clang-$PG_LLVM")
+		llvm_bin=$(pgxs_var LLVM_BINPATH "/usr/lib/llvm-$PG_LLVM/bin")
+		[ -x "$clang" ] || command -v "$clang" >/dev/null ||
+			basename "$clang" | sed -E 's/^(clang(-[0-9]+)?).*/\1/'
+		[ -x "$llvm_bin/llvm-lto" ] ||
+			echo "$llvm_bin" | sed -nE 's|.*/(llvm-[0-9]+)/bin/?$|\1|p'
+	fi
+	command -v runuser >/dev/null || echo util-linux
+	return 0
+}
+
+# Installs what building and testing need, only when something is missing:
+# the PostgreSQL packages first, then whatever their PGXS settings name
+# that is still missing (the compiler and LLVM it was built with).
 ensure_deps() {
-	local missing=()
-	[ -x "$PG_BINDIR/postgres" ] || missing+=("postgresql-$PG_MAJOR")
-	[ -f "/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/makefiles/pgxs.mk" ] || missing+=("postgresql-server-dev-$PG_MAJOR")
-	perl -MIPC::Run -e 1 2>/dev/null || missing+=(libipc-run-perl)
-	command -v make >/dev/null && command -v gcc >/dev/null || missing+=(build-essential)
-	command -v prove >/dev/null || missing+=(perl)
-	# PGXS also emits LLVM bitcode for JIT with Debian's clang-14
-	command -v clang-14 >/dev/null || missing+=(clang-14 llvm-14)
-	command -v runuser >/dev/null || missing+=(util-linux)
-	if [ ${#missing[@]} -gt 0 ]; then
+	local missing updated=
+	for _ in 1 2; do
+		mapfile -t missing < <(missing_deps | sort -u)
+		[ ${#missing[@]} -gt 0 ] || break
 		if [ "$(id -u)" -ne 0 ]; then
 			echo "missing packages: ${missing[*]}; run this script as root to install them" >&2
 			exit 1
 		fi
 		say "installing ${missing[*]}"
 		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -q >/dev/null
+		if [ -z "$updated" ]; then
+			apt-get update -q >/dev/null
+			updated=1
+		fi
 		apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+	done
+	mapfile -t missing < <(missing_deps | sort -u)
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "still missing after installing: ${missing[*]}" >&2
+		exit 1
 	fi
 	if ! id "$TM_USER" >/dev/null 2>&1; then
 		useradd --system --create-home "$TM_USER"
