@@ -30,13 +30,17 @@ OBJS = \
 	src/tenant_mgr.o
 
 EXTENSION = tenant_mgr
-DATA = tenant_mgr--1.0.sql
+DATA = tenant_mgr--1.0.sql tenant_mgr--1.0--1.1.sql
 PGFILEDESC = "tenant_mgr - schema- and database-per-tenant management"
 
+# Every test lives under test/: pg_regress reads test/sql/NAME.sql and
+# test/expected/NAME.out, isolation test/specs/NAME.spec and
+# test/expected/NAME.out; results go to results/ and output_iso/.
+# test/check.sh runs a subset by setting REGRESS, ISOLATION or PROVE_TESTS
+# on the make command line (an empty list skips that suite).
 REGRESS = setup names migrations schema_tenants migrate drop database_tenants triggers security lifecycle
-REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
+REGRESS_OPTS = --inputdir=test --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
-# isolation specs and their expected output live under test/
 ISOLATION = tenant_locks customers
 ISOLATION_OPTS = --inputdir=test --temp-instance=tmp_check_iso --temp-config=test/isolation.conf
 

@@ -1,36 +1,100 @@
 # shellcheck shell=bash
-# test/lib.sh: helpers shared by check.sh, demo.sh and the benchmarks.
+# test/lib.sh: helpers shared by check.sh, demo.sh and the benchmarks
+# (whose own helpers are in test/bench/lib.sh).
 # Sourced, not run.  Everything here works as root on a fresh Debian
 # bookworm machine; clusters run as an unprivileged user because initdb
 # refuses root.
 
 PG_MAJOR=${PG_MAJOR:-15}
+# the LLVM that Debian's PostgreSQL $PG_MAJOR is built with, until PGXS says
+PG_LLVM=${PG_LLVM:-14}
 PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BINDIR/pg_config
 export PATH="$PG_BINDIR:$PATH"
 TM_USER=${TM_USER:-postgres}
 
 say() { printf '\n==> %s\n' "$*"; }
 
-# Installs what building and testing need, only when something is missing.
+# The value of variable $1 in PGXS's Makefile.global, or $2 if there is no
+# such file yet.
+pgxs_var() {
+	local mk
+	mk=$("$PG_CONFIG" --pgxs 2>/dev/null) && mk=$(dirname "$mk")/../Makefile.global
+	if [ -n "$mk" ] && [ -f "$mk" ]; then
+		sed -nE "s/^$1[[:space:]]*=[[:space:]]*//p" "$mk" | tail -n 1
+	else
+		echo "$2"
+	fi
+}
+
+# Prints the Debian packages providing what building and testing need and
+# this machine lacks, one per line: each check tests the thing the build or
+# the tests use, not a file that happens to ship next to it.  Without
+# pg_config, PGXS's settings are unknown and Debian's are assumed.
+missing_deps() {
+	local server_inc=/usr/include/postgresql/$PG_MAJOR/server
+	local tap_perl=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/perl
+	local pgxs=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/makefiles/pgxs.mk
+	local cc clang llvm_bin
+	[ -x "$PG_BINDIR/postgres" ] || echo "postgresql-$PG_MAJOR"
+	if [ -x "$PG_CONFIG" ]; then
+		server_inc=$("$PG_CONFIG" --includedir-server)
+		tap_perl=$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/perl
+		pgxs=$("$PG_CONFIG" --pgxs)
+	else
+		echo "postgresql-client-$PG_MAJOR"
+	fi
+	# the server headers (not in the package that ships pgxs.mk)
+	[ -f "$server_inc/postgres.h" ] || echo "postgresql-server-dev-$PG_MAJOR"
+	# pgxs.mk and Makefile.global (Debian ships them in the client package,
+	# which the server-dev package depends on)
+	[ -f "$pgxs" ] || echo "postgresql-server-dev-$PG_MAJOR"
+	# the TAP tests' PostgreSQL::Test::Cluster and what it runs on
+	[ -f "$tap_perl/PostgreSQL/Test/Cluster.pm" ] || echo "postgresql-client-$PG_MAJOR"
+	perl -MIPC::Run -e 1 2>/dev/null || echo libipc-run-perl
+	command -v prove >/dev/null || echo perl
+	# the C compiler PGXS calls, with the C library's headers
+	cc=$(pgxs_var CC gcc)
+	command -v make >/dev/null || echo make
+	printf '#include <stdio.h>\n' | "${cc%% *}" -E -x c - >/dev/null 2>&1 || echo build-essential
+	# PGXS also compiles LLVM bitcode for JIT with clang and indexes it
+	# with llvm-lto at install (Debian: clang-14, /usr/lib/llvm-14/bin)
+	if [ "$(pgxs_var with_llvm yes)" = yes ]; then
+		clang=$(pgxs_var CLANG "/usr/bin/clang-$PG_LLVM")
+		llvm_bin=$(pgxs_var LLVM_BINPATH "/usr/lib/llvm-$PG_LLVM/bin")
+		[ -x "$clang" ] || command -v "$clang" >/dev/null ||
+			basename "$clang" | sed -E 's/^(clang(-[0-9]+)?).*/\1/'
+		[ -x "$llvm_bin/llvm-lto" ] ||
+			echo "$llvm_bin" | sed -nE 's|.*/(llvm-[0-9]+)/bin/?$|\1|p'
+	fi
+	command -v runuser >/dev/null || echo util-linux
+	return 0
+}
+
+# Installs what building and testing need, only when something is missing:
+# the PostgreSQL packages first, then whatever their PGXS settings name
+# that is still missing (the compiler and LLVM it was built with).
 ensure_deps() {
-	local missing=()
-	[ -x "$PG_BINDIR/postgres" ] || missing+=("postgresql-$PG_MAJOR")
-	[ -f "/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/makefiles/pgxs.mk" ] || missing+=("postgresql-server-dev-$PG_MAJOR")
-	perl -MIPC::Run -e 1 2>/dev/null || missing+=(libipc-run-perl)
-	command -v make >/dev/null && command -v gcc >/dev/null || missing+=(build-essential)
-	command -v prove >/dev/null || missing+=(perl)
-	# PGXS also emits LLVM bitcode for JIT with Debian's clang-14
-	command -v clang-14 >/dev/null || missing+=(clang-14 llvm-14)
-	command -v runuser >/dev/null || missing+=(util-linux)
-	if [ ${#missing[@]} -gt 0 ]; then
+	local missing updated=
+	for _ in 1 2; do
+		mapfile -t missing < <(missing_deps | sort -u)
+		[ ${#missing[@]} -gt 0 ] || break
 		if [ "$(id -u)" -ne 0 ]; then
 			echo "missing packages: ${missing[*]}; run this script as root to install them" >&2
 			exit 1
 		fi
 		say "installing ${missing[*]}"
 		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -q >/dev/null
+		if [ -z "$updated" ]; then
+			apt-get update -q >/dev/null
+			updated=1
+		fi
 		apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+	done
+	mapfile -t missing < <(missing_deps | sort -u)
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "still missing after installing: ${missing[*]}" >&2
+		exit 1
 	fi
 	if ! id "$TM_USER" >/dev/null 2>&1; then
 		useradd --system --create-home "$TM_USER"
@@ -133,120 +197,4 @@ cluster_psql() {
 	local dir=$1 port=$2
 	shift 2
 	as_user psql -X -h "$dir" -p "$port" "$@"
-}
-
-# The benchmarks (test/bench/*.sh) share what follows.  Each sets TREE to its
-# staged tree; bench_cluster sets WORK, the cluster's directory, which also
-# holds the benchmark's scratch files, and PORT.
-
-# Exits with status 2 unless $2, the value of setting $1, is a positive integer.
-positive_int() {
-	if ! [[ $2 =~ ^[1-9][0-9]*$ ]]; then
-		echo "$1 must be a positive integer, not \"$2\"" >&2
-		exit 2
-	fi
-}
-
-# The EXIT trap of the benchmark named $1: stops the cluster at once, shows
-# the end of the server log if the benchmark failed, and removes all it made.
-bench_cleanup() {
-	local rc=$? name=$1
-	cluster_stop "$WORK" immediate
-	if [ "$rc" -ne 0 ]; then
-		echo "$name: FAILED (exit $rc)" >&2
-		if [ -n "$WORK" ] && [ -s "$WORK/server.log" ]; then
-			echo "--- last lines of the server log ---" >&2
-			tail -n 30 "$WORK/server.log" >&2
-		fi
-	fi
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	[ -n "$TREE" ] && rm -rf "$TREE"
-	exit "$rc"
-}
-
-# Sets CREATE_MIGRATIONS to the fixture migrations 001..$2 in directory $1,
-# exactly one file per version.
-fixture_migrations() {
-	local dir=$1 last=$2 v f
-	CREATE_MIGRATIONS=()
-	for ((v = 1; v <= last; v++)); do
-		f=$(printf '%s/%03d_' "$dir" "$v")
-		f=$(compgen -G "${f}*.sql" || true)
-		if [ -z "$f" ] || [ "$(wc -l <<<"$f")" -ne 1 ]; then
-			echo "expected exactly one fixture migration $(printf '%03d' "$v")_*.sql in $dir" >&2
-			exit 1
-		fi
-		CREATE_MIGRATIONS+=("$f")
-	done
-}
-
-# Starts the benchmark cluster with the given postgresql.conf lines and sets
-# PORT and WORK.  WORK is also the working directory from then on: runuser
-# keeps the cwd, and the cluster user must be able to enter it.
-bench_cluster() {
-	PORT=$(seq 5490 5589 | free_port) || { echo "no free port in 5490..5589" >&2; exit 1; }
-	WORK=$(cluster_dir tenant_mgr_bench)
-	cd "$WORK" || exit
-	say "starting a throwaway cluster in $WORK (port $PORT)"
-	cluster_create "$WORK" "$PORT" "$@"
-	cluster_start "$WORK"
-}
-
-# psql as the cluster user: no psqlrc, quiet, and any error is fatal
-sql() {
-	local db=$1
-	shift
-	cluster_psql "$WORK" "$PORT" -q -v ON_ERROR_STOP=1 -d "$db" "$@"
-}
-# one value from one query
-sql_value() { sql "$1" -tA -c "$2"; }
-
-expect() {
-	local what=$1 got=$2 want=$3
-	if [ "$got" != "$want" ]; then
-		echo "$what: expected $want, got \"$got\"" >&2
-		exit 1
-	fi
-}
-
-# Saves stdin as $WORK/$1, readable by psql running as the cluster user.
-write_sql() {
-	cat >"$WORK/$1"
-	chmod 644 "$WORK/$1"
-}
-
-# Registers a fixture file through a psql variable, so its text is passed
-# as-is (NNN_name.sql: version NNN, name "name").
-register_sql() {
-	local f base version name
-	for f in "$@"; do
-		base=$(basename "$f" .sql)
-		version=$((10#${base%%_*}))
-		name=${base#*_}
-		printf "\\\\set up \`cat '%s'\`\n" "$f"
-		printf "SELECT tenant_mgr.migration_add(%d, '%s', :'up');\n" "$version" "$name"
-	done
-}
-
-# A checkpoint before each timed phase, so that none pays for the previous one.
-checkpoint() { sql postgres -c 'CHECKPOINT'; }
-
-# Runs psql with the given arguments between two clock readings taken in the
-# same psql run, so that neither runuser (~0.1 s here) nor the first
-# connection counts.  The start is kept in the psql variable bench_t0, which
-# survives \c (a raw side may switch databases), and both readings come from
-# the same server clock.  Sets ELAPSED_US; leaves what the arguments printed
-# in $WORK/last.out.  The two clock scripts are written on first use.
-timed_sql() {
-	local db=$1
-	shift
-	if [ ! -f "$WORK/clock_start.sql" ]; then
-		echo "SELECT clock_timestamp() AS bench_t0 \\gset" | write_sql clock_start.sql
-		echo "SELECT round(extract(epoch FROM clock_timestamp() - :'bench_t0'::timestamptz) * 1e6)::bigint;" |
-			write_sql clock_stop.sql
-	fi
-	sql "$db" -tA -f "$WORK/clock_start.sql" "$@" -f "$WORK/clock_stop.sql" >"$WORK/timed.out"
-	ELAPSED_US=$(tail -n 1 "$WORK/timed.out")
-	head -n -1 "$WORK/timed.out" >"$WORK/last.out"
-	[[ $ELAPSED_US =~ ^[0-9]+$ ]] || { echo "no elapsed time from psql: \"$ELAPSED_US\"" >&2; exit 1; }
 }

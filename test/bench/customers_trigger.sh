@@ -37,6 +37,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$ROOT/test/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$ROOT/test/bench/lib.sh"
 
 ROWS=${BENCH_ROWS:-10000}
 READY=${BENCH_READY:-300}

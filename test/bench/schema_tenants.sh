@@ -18,6 +18,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$ROOT/test/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$ROOT/test/bench/lib.sh"
 
 N=${BENCH_TENANTS:-200}
 WARMUP=5

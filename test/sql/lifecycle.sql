@@ -1,7 +1,7 @@
 -- Detach and attach (data kept aside, then back or dropped), and the
 -- application's login role of a tenant.
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set fixtures :abs_srcdir '/test/fixtures'
+\set fixtures :abs_srcdir '/fixtures'
 CREATE EXTENSION tenant_mgr;
 SELECT tenant_mgr.migrations_load(:'fixtures') AS loaded;
 SELECT name FROM tenant_mgr.tenant_create('acme');

@@ -1,6 +1,6 @@
 -- Registering migrations: checked, checksummed, immutable once applied.
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set fixtures :abs_srcdir '/test/fixtures'
+\set fixtures :abs_srcdir '/fixtures'
 
 -- bad input; nothing is registered
 SELECT tenant_mgr.migration_add(NULL, 'x', 'SELECT 1');

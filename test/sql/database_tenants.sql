@@ -2,7 +2,7 @@
 -- executors although PostgreSQL forbids CREATE/DROP DATABASE in a
 -- transaction.  This database is the control database (tenant_mgr.database).
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set fixtures :abs_srcdir '/test/fixtures'
+\set fixtures :abs_srcdir '/fixtures'
 CREATE EXTENSION tenant_mgr;
 SELECT tenant_mgr.migrations_load(:'fixtures') AS loaded;
 
