@@ -33,6 +33,9 @@
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_rewrite.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -70,6 +73,29 @@ static const struct
 
 static char *tm_ledger_columns_problem(Oid relid, int natts);
 static char *tm_ledger_indexes_problem(Oid relid);
+
+/*
+ * True if system catalog catalogid has a row whose column attnum, the first
+ * key of its index indexid, is relid.  The relhasrules, relhastriggers and
+ * relhassubclass flags of pg_class only say that a relation has or once had
+ * such rows.
+ */
+static bool
+tm_catalog_refers(Oid catalogid, Oid indexid, AttrNumber attnum, Oid relid)
+{
+	Relation	rel = table_open(catalogid, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool		found;
+
+	ScanKeyInit(&key, attnum, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, indexid, true, NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
 
 /* The schema-qualified name of the tenant's ledger, quoted. */
 static char *
@@ -127,13 +153,22 @@ tm_ledger_problem(const TmTenant *t)
 	else if (form->relam != HEAP_TABLE_AM_OID ||
 			 form->relpersistence != RELPERSISTENCE_PERMANENT)
 		problem = "it is not a permanent heap table";
-	else if (form->relhasrules)
+	else if (form->relhasrules &&
+			 tm_catalog_refers(RewriteRelationId, RewriteRelRulenameIndexId,
+							   Anum_pg_rewrite_ev_class, relid))
 		problem = "it has rules";
-	else if (form->relhastriggers)
+	else if (form->relhastriggers &&
+			 tm_catalog_refers(TriggerRelationId, TriggerRelidNameIndexId,
+							   Anum_pg_trigger_tgrelid, relid))
 		problem = "it has triggers";
 	else if (form->relrowsecurity || form->relforcerowsecurity)
 		problem = "it has row-level security enabled";
-	else if (form->relhassubclass || form->relispartition)
+	else if (form->relispartition ||
+			 tm_catalog_refers(InheritsRelationId, InheritsRelidSeqnoIndexId,
+							   Anum_pg_inherits_inhrelid, relid) ||
+			 (form->relhassubclass &&
+			  tm_catalog_refers(InheritsRelationId, InheritsParentIndexId,
+								Anum_pg_inherits_inhparent, relid)))
 		problem = "it takes part in inheritance or partitioning";
 	else if (form->relchecks > 0)
 		problem = "it has check constraints";

@@ -1,0 +1,231 @@
+-- A tenant's own roles own its ledger, and may alter or replace it.  Nothing
+-- they do to it makes tenant_mgr run their code with more than the tenant
+-- owner's rights: a ledger that is not the table tenant_mgr made is reported
+-- as tampered and the tenant skipped; the others go on.  Every attempt below
+-- tries to make the tenant's login role a superuser.
+CREATE EXTENSION tenant_mgr;
+SELECT tenant_mgr.migration_add(1, 'accounts', 'CREATE TABLE accounts (id int, secret text)');
+
+-- an administrator that is not a superuser, as in the security test
+CREATE ROLE regress_admin CREATEROLE;
+SELECT format('GRANT CREATE ON DATABASE %I TO regress_admin', current_database()) \gexec
+GRANT USAGE ON SCHEMA tenant_mgr TO regress_admin;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tenant_mgr TO regress_admin;
+
+SET ROLE regress_admin;
+SELECT name FROM unnest(ARRAY['victim', 'bystander']) n, LATERAL tenant_mgr.tenant_create(n);
+SELECT tenant_mgr.tenant_login_role('victim') AS attacker;
+RESET ROLE;
+-- the application may call tenant_use()
+GRANT USAGE ON SCHEMA tenant_mgr TO tenant_victim_login;
+GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_use(text, boolean) TO tenant_victim_login;
+
+-- the attacker's code: when it runs as a superuser, it makes its own role one
+SET ROLE tenant_victim_login;
+CREATE FUNCTION tenant_victim.escalate() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        EXECUTE 'ALTER ROLE tenant_victim_login SUPERUSER';
+    END IF;
+    RETURN true;
+END $$;
+CREATE FUNCTION tenant_victim.escalate_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM tenant_victim.escalate();
+    RETURN NEW;
+END $$;
+CREATE FUNCTION tenant_victim.escalate_int(bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    PERFORM tenant_victim.escalate();
+    RETURN $1;
+END $$;
+RESET ROLE;
+
+-- what each attempt is judged by: no role but the bootstrap superuser has
+-- superuser or the server-access roles, and what verify() says
+CREATE VIEW regress_escalated AS
+SELECT r.rolname
+  FROM pg_roles r
+ WHERE r.oid <> 10 AND r.rolname !~ '^pg_'
+   AND (r.rolsuper
+        OR pg_has_role(r.oid, 'pg_execute_server_program', 'MEMBER')
+        OR pg_has_role(r.oid, 'pg_read_server_files', 'MEMBER')
+        OR pg_has_role(r.oid, 'pg_write_server_files', 'MEMBER'))
+ ORDER BY 1;
+-- a migration to roll out after each attempt
+CREATE FUNCTION regress_next_migration() RETURNS bigint LANGUAGE sql AS $$
+    SELECT v FROM (SELECT coalesce(max(version), 0) + 1 AS v FROM tenant_mgr.migration) m,
+           LATERAL tenant_mgr.migration_add(v, 'step_' || v, format('CREATE TABLE t%s (id int)', v)) a
+$$;
+
+-- 1. the ledger replaced by a view whose WHERE calls the attacker's code
+SET ROLE tenant_victim_login;
+ALTER TABLE tenant_victim.tenant_mgr_ledger RENAME TO real_ledger;
+CREATE VIEW tenant_victim.tenant_mgr_ledger AS
+    SELECT * FROM tenant_victim.real_ledger WHERE tenant_victim.escalate();
+RESET ROLE;
+SELECT * FROM tenant_mgr.verify();
+SELECT regress_next_migration() AS registered;
+SELECT tenant, version, status, sqlstate, message FROM tenant_mgr.tenant_migrate() ORDER BY tenant;
+SELECT * FROM tenant_mgr.tenant_migrate('victim');
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE regress_admin;
+SELECT * FROM tenant_mgr.verify();
+SELECT * FROM tenant_mgr.tenant_migrate('victim');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT * FROM regress_escalated;
+-- the tenant is untouched: no migration ran in it
+SELECT count(*) AS victim_tables FROM pg_tables WHERE schemaname = 'tenant_victim';
+SET ROLE tenant_victim_login;
+DROP VIEW tenant_victim.tenant_mgr_ledger;
+ALTER TABLE tenant_victim.real_ledger RENAME TO tenant_mgr_ledger;
+RESET ROLE;
+SELECT tenant, version, status FROM tenant_mgr.tenant_migrate() ORDER BY tenant;
+SELECT * FROM tenant_mgr.verify();
+
+-- 2. a trigger on the ledger
+SET ROLE tenant_victim_login;
+CREATE TRIGGER escalate BEFORE INSERT ON tenant_victim.tenant_mgr_ledger
+    FOR EACH ROW EXECUTE FUNCTION tenant_victim.escalate_trigger();
+RESET ROLE;
+SELECT regress_next_migration() AS registered;
+SELECT tenant, version, status, sqlstate, message FROM tenant_mgr.tenant_migrate() ORDER BY tenant;
+SELECT * FROM tenant_mgr.verify();
+SELECT * FROM regress_escalated;
+SET ROLE tenant_victim_login;
+DROP TRIGGER escalate ON tenant_victim.tenant_mgr_ledger;
+RESET ROLE;
+
+-- 3. a rule on the ledger
+SET ROLE tenant_victim_login;
+CREATE RULE escalate AS ON INSERT TO tenant_victim.tenant_mgr_ledger
+    DO ALSO SELECT tenant_victim.escalate();
+RESET ROLE;
+SELECT tenant, version, status, sqlstate FROM tenant_mgr.tenant_migrate() ORDER BY tenant;
+SELECT * FROM tenant_mgr.verify();
+SELECT * FROM regress_escalated;
+SET ROLE tenant_victim_login;
+DROP RULE escalate ON tenant_victim.tenant_mgr_ledger;
+RESET ROLE;
+
+-- 4. a row-level security policy
+SET ROLE tenant_victim_login;
+ALTER TABLE tenant_victim.tenant_mgr_ledger ENABLE ROW LEVEL SECURITY;
+CREATE POLICY escalate ON tenant_victim.tenant_mgr_ledger USING (tenant_victim.escalate());
+RESET ROLE;
+SELECT tenant, version, status, sqlstate FROM tenant_mgr.tenant_migrate() ORDER BY tenant;
+SELECT * FROM tenant_mgr.verify();
+SELECT * FROM regress_escalated;
+SET ROLE tenant_victim_login;
+DROP POLICY escalate ON tenant_victim.tenant_mgr_ledger;
+ALTER TABLE tenant_victim.tenant_mgr_ledger DISABLE ROW LEVEL SECURITY;
+RESET ROLE;
+
+-- 5. an expression index
+SET ROLE tenant_victim_login;
+CREATE INDEX escalate ON tenant_victim.tenant_mgr_ledger (tenant_victim.escalate_int(version));
+RESET ROLE;
+SELECT tenant, version, status, sqlstate FROM tenant_mgr.tenant_migrate() ORDER BY tenant;
+SELECT * FROM tenant_mgr.verify();
+SELECT * FROM regress_escalated;
+SET ROLE tenant_victim_login;
+DROP INDEX tenant_victim.escalate;
+RESET ROLE;
+
+-- 6. a column default calling the attacker's code: the shape is tenant_mgr's,
+-- so the ledger row is written, but as the tenant's owner in a
+-- security-restricted operation, where the code gains nothing
+SET ROLE tenant_victim_login;
+ALTER TABLE tenant_victim.tenant_mgr_ledger
+    ALTER applied_by SET DEFAULT CASE WHEN tenant_victim.escalate() THEN current_user END;
+RESET ROLE;
+SELECT tenant, version, status, sqlstate FROM tenant_mgr.tenant_migrate() ORDER BY tenant;
+SELECT * FROM tenant_mgr.verify();
+SELECT * FROM regress_escalated;
+SET ROLE tenant_victim_login;
+ALTER TABLE tenant_victim.tenant_mgr_ledger ALTER applied_by SET DEFAULT current_user;
+RESET ROLE;
+
+-- 7. the version column's type changed: verify() reports that tenant and
+-- goes on with the others (it used to fail for everyone)
+SET ROLE tenant_victim_login;
+ALTER TABLE tenant_victim.tenant_mgr_ledger ALTER version TYPE numeric;
+RESET ROLE;
+SELECT * FROM tenant_mgr.verify();
+SELECT tenant, version, status, sqlstate FROM tenant_mgr.tenant_migrate() ORDER BY tenant;
+SET ROLE tenant_victim_login;
+ALTER TABLE tenant_victim.tenant_mgr_ledger ALTER version TYPE bigint;
+RESET ROLE;
+SELECT * FROM tenant_mgr.verify();
+
+-- 8. the ledger owned by someone else than the tenant's owner
+ALTER TABLE tenant_victim.tenant_mgr_ledger OWNER TO regress_admin;
+SELECT * FROM tenant_mgr.verify();
+ALTER TABLE tenant_victim.tenant_mgr_ledger OWNER TO tenant_victim;
+
+-- 9. a child table: its rows would be read with the ledger's
+SET ROLE tenant_victim_login;
+CREATE TABLE tenant_victim.extra () INHERITS (tenant_victim.tenant_mgr_ledger);
+RESET ROLE;
+SELECT * FROM tenant_mgr.verify();
+SET ROLE tenant_victim_login;
+DROP TABLE tenant_victim.extra;
+RESET ROLE;
+
+-- 10. a caller's temporary table named like the ledger receives nothing:
+-- every ledger statement is schema-qualified
+SELECT regress_next_migration() AS registered;
+SET ROLE regress_admin;
+CREATE TEMP TABLE tenant_mgr_ledger (version bigint, name text, checksum text,
+    applied_at timestamptz DEFAULT now(), applied_by name DEFAULT current_user, duration interval);
+SET search_path = pg_temp, public;
+SELECT tenant, version, status FROM tenant_mgr.tenant_migrate('victim');
+SELECT count(*) AS temp_rows FROM pg_temp.tenant_mgr_ledger;
+RESET search_path;
+DROP TABLE pg_temp.tenant_mgr_ledger;
+RESET ROLE;
+SELECT max(version) AS victim_ledger FROM tenant_victim.tenant_mgr_ledger;
+SELECT tenant, version, status FROM tenant_mgr.tenant_migrate() ORDER BY tenant;
+SELECT * FROM tenant_mgr.verify();
+
+-- 11. a login role only for a tenant with an owner role of its own: a
+-- member of a shared owner would reach every tenant of that owner
+CREATE ROLE regress_shared_owner;
+GRANT regress_shared_owner TO regress_admin;
+SET ROLE regress_admin;
+SELECT name, owner FROM tenant_mgr.tenant_create('shared_one', owner => 'regress_shared_owner');
+SELECT name, owner FROM tenant_mgr.tenant_create('shared_two', owner => 'regress_shared_owner');
+SELECT tenant_mgr.tenant_login_role('shared_one');
+\echo :LAST_ERROR_SQLSTATE
+SELECT name, owner FROM tenant_mgr.tenant_create('admin_owned', owner => 'regress_admin');
+SELECT tenant_mgr.tenant_login_role('admin_owned');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) AS shared_logins FROM pg_roles
+ WHERE rolname IN ('tenant_shared_one_login', 'tenant_admin_owned_login');
+
+-- 12. tenant_use() for a tenant the caller cannot use: refused up front
+SET ROLE tenant_victim_login;
+SELECT tenant_mgr.tenant_use('bystander');
+\echo :LAST_ERROR_SQLSTATE
+SHOW search_path;
+SELECT tenant_mgr.tenant_use('victim', is_local => true) IS NOT NULL AS own_tenant;
+RESET ROLE;
+
+-- after all of it: nobody escalated, the catalog agrees with reality
+SELECT * FROM regress_escalated;
+SELECT * FROM tenant_mgr.verify();
+SELECT name, version FROM tenant_mgr.tenants ORDER BY name;
+
+-- clean up
+REVOKE USAGE ON SCHEMA tenant_mgr FROM tenant_victim_login;
+REVOKE EXECUTE ON FUNCTION tenant_mgr.tenant_use(text, boolean) FROM tenant_victim_login;
+SELECT count(*) AS dropped FROM tenant_mgr.tenants t, LATERAL tenant_mgr.tenant_drop(t.name) d;
+DROP VIEW regress_escalated;
+DROP FUNCTION regress_next_migration();
+SELECT format('REVOKE CREATE ON DATABASE %I FROM regress_admin', current_database()) \gexec
+DROP EXTENSION tenant_mgr;
+DROP OWNED BY regress_admin, regress_shared_owner;
+DROP ROLE regress_admin, regress_shared_owner;
+SELECT count(*) AS tenant_roles_left FROM pg_roles WHERE rolname LIKE 'tenant\_%';
