@@ -114,20 +114,6 @@ tm_launcher_unregister(int code pg_attribute_unused(),
 	SpinLockRelease(&tm_state->mutex);
 }
 
-/* Returns the launcher's pid, 0 when none runs. */
-pid_t
-tm_launcher_pid(void)
-{
-	pid_t		pid;
-
-	if (tm_state == NULL)
-		return 0;
-	SpinLockAcquire(&tm_state->mutex);
-	pid = tm_state->launcher_pid;
-	SpinLockRelease(&tm_state->mutex);
-	return pid;
-}
-
 /* Sets the launcher's latch, if there is a launcher. */
 void
 tm_wake_launcher(void)

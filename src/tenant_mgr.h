@@ -396,7 +396,6 @@ extern void tm_shmem_init(void);
 extern bool tm_preloaded(void);
 extern bool tm_launcher_register(void);
 extern void tm_launcher_unregister(int code, Datum arg);
-extern pid_t tm_launcher_pid(void);
 extern void tm_wake_launcher(void);
 
 
