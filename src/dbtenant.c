@@ -53,7 +53,6 @@ tm_dbtenant_create(TmTenant *t, const char *metadata, bool wait)
 
 	INSTR_TIME_SET_CURRENT(start);
 	tm_require_control_database();
-	tm_check_dbtenant_privileges(GetUserId(), t->name);
 	if (tm_intent_pending(t->object_name))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
@@ -274,7 +273,7 @@ tm_dbtenant_set_aside(TmTenant *t, Oid dboid, const char *name, bool force)
 	tm_terminate_sessions(t, dboid, force);
 	/* renaming waits a few seconds for terminated sessions to go */
 	tm_rename_object("DATABASE", get_database_name(dboid), name, NULL);
-	tm_utility(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false",
+	tm_ddl(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false",
 						quote_identifier(name)));
 }
 
@@ -323,6 +322,7 @@ tm_terminate_sessions(const TmTenant *t, Oid dboid, bool force)
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(dboid)};
 	List	   *pids = NIL;
+	List	   *executors = NIL;
 	uint64		others = 0;
 	uint64		i;
 	ListCell   *lc;
@@ -334,7 +334,9 @@ tm_terminate_sessions(const TmTenant *t, Oid dboid, bool force)
 	for (i = 0; i < SPI_processed; i++)
 	{
 		pids = lappend_int(pids, tm_get_int32(i, 1));
-		if (!tm_get_bool(i, 2))
+		if (tm_get_bool(i, 2))
+			executors = lappend_int(executors, tm_get_int32(i, 1));
+		else
 			others++;
 	}
 	if (others > 0 && !force)
@@ -347,11 +349,19 @@ tm_terminate_sessions(const TmTenant *t, Oid dboid, bool force)
 								  others, others),
 				 errhint("Disconnect them, or call tenant_drop(..., force => true).")));
 
+	/* our executors as the extension's owner, other sessions as the caller */
 	types[0] = INT4OID;
 	foreach(lc, pids)
 	{
+		bool		executor = list_member_int(executors, lfirst_int(lc));
+		TmIdentity	saved;
+
 		values[0] = Int32GetDatum(lfirst_int(lc));
+		if (executor)
+			tm_become(tm_catalog_owner(), 0, &saved);
 		tm_user_query("SELECT pg_catalog.pg_terminate_backend($1)", 1, types, values);
+		if (executor)
+			tm_restore(&saved);
 		if (!tm_get_bool(0, 1))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -377,7 +387,7 @@ tm_dbtenant_attach(TmTenant *t)
 				(errcode(ERRCODE_DUPLICATE_DATABASE),
 				 errmsg("database \"%s\" already exists", t->object_name)));
 	tm_rename_object("DATABASE", dbname, t->object_name, NULL);
-	tm_utility(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true",
+	tm_ddl(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true",
 						quote_identifier(t->object_name)));
 }
 

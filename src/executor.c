@@ -7,10 +7,11 @@
  * It runs what PostgreSQL forbids inside the requesting transaction
  * (CREATE DATABASE, DROP DATABASE) as top-level statements, each committed
  * on its own, and applies migrations inside a tenant database through
- * migrate.c, each migration committed with its ledger row.  DDL that needs
- * a privilege runs as the role that asked, so an executor never does what
- * that role could not do by connecting; migrations run as the tenant's
- * owner.
+ * migrate.c, each migration committed with its ledger row.  Its DDL on
+ * roles and databases runs as the extension's owner (spi.c: tm_ddl), for a
+ * request whose rights were checked when it was made and, for a job, again
+ * when the job started; migrations and ledgers run as the tenant's owner in
+ * a security-restricted operation, never with more.
  *
  * Whatever ends the executor with an error, even a FATAL while connecting,
  * passes through emit_log_hook and lands in the task's result, where the
@@ -71,18 +72,20 @@ tm_executor_log_hook(ErrorData *edata)
 
 /*
  * CREATE_DATABASE, in the control database: an intent row first, then the
- * owner role, the database (top-level) and its marks, all as the requester
- * but the marks.  Resumes whatever an earlier run of the same job left.
+ * owner role (which the requester may act as), the database (top-level)
+ * and its marks, as the extension's owner.  Resumes whatever an earlier run
+ * of the same job left.
  */
 static void
 tm_exec_create_database(TmExecTask *task)
 {
 	Oid			dboid;
 	Oid			roleid;
+	Oid			ext_owner;
 
 	/* 1. the intent, committed before anything exists */
 	tm_xact_begin();
-	tm_check_dbtenant_privileges(task->requester, task->tenant);
+	ext_owner = tm_catalog_owner();
 	task->intent = tm_intent_record(task);
 
 	/* never adopt: a role or database of that name must be ours */
@@ -97,7 +100,7 @@ tm_exec_create_database(TmExecTask *task)
 				 errhint("Choose another tenant name.")));
 	tm_xact_commit();
 
-	/* 2. the owner role, as the requester */
+	/* 2. the owner role, granted to the requester */
 	if (!OidIsValid(roleid))
 	{
 		TmIdentity	saved;
@@ -109,17 +112,17 @@ tm_exec_create_database(TmExecTask *task)
 		tm_xact_commit();
 	}
 
-	/* 3. the database, top-level, as the requester */
+	/* 3. the database, top-level */
 	if (!OidIsValid(dboid))
 		tm_utility_toplevel(psprintf("CREATE DATABASE %s OWNER %s",
 									 quote_identifier(task->object_name),
 									 quote_identifier(task->owner)),
-							task->requester);
+							ext_owner);
 
 	/* 4. its marks, and the intent learns the database's OID */
 	tm_xact_begin();
 	dboid = get_database_oid(task->object_name, false);
-	tm_utility(psprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC",
+	tm_ddl(psprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC",
 						quote_identifier(task->object_name)));
 	tm_mark("DATABASE", task->object_name, tm_tenant_mark(task->tenant));
 	tm_intent_set_database(task->intent, dboid);
@@ -138,8 +141,10 @@ tm_exec_drop_database(TmExecTask *task)
 	Oid			dboid = InvalidOid;
 	char	   *dbname = NULL;
 	Oid			roleid;
+	Oid			ext_owner;
 
 	tm_xact_begin();
+	ext_owner = tm_catalog_owner();
 	roleid = tm_our_role(task->owner, task->tenant, true);
 	if (OidIsValid(task->database_oid))
 		dbname = get_database_name(task->database_oid);
@@ -164,18 +169,14 @@ tm_exec_drop_database(TmExecTask *task)
 	if (OidIsValid(dboid))
 		tm_utility_toplevel(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
 									 quote_identifier(dbname)),
-							task->requester);
+							ext_owner);
 
 	tm_xact_begin();
+	/* the roles go only when nothing depends on them any more */
 	if (OidIsValid(tm_our_role(task->owner, task->tenant, true)))
 	{
-		TmIdentity	saved;
-
-		/* as the requester; the role goes only when nothing depends on it */
-		tm_become(task->requester, 0, &saved);
 		tm_login_role_drop(task->owner, task->tenant);
 		tm_owner_role_drop(task->owner, task->tenant);
-		tm_restore(&saved);
 	}
 	if (task->intent_id != 0)
 		tm_intent_delete(task->intent_id);

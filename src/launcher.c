@@ -53,6 +53,7 @@ typedef enum TmQueueLook
 } TmQueueLook;
 
 static TmQueueLook tm_run_next_job(void);
+static bool tm_job_allowed(TmJob *job);
 static void tm_reconcile_intents(void);
 static void tm_reconcile_at_start(void);
 static void tm_launcher_recover(MemoryContext loop_cxt);
@@ -110,6 +111,40 @@ tm_run_create_schema(TmJob *job)
 	PG_END_TRY();
 }
 
+/*
+ * True if the role that queued the job still exists and may still ask for
+ * it (EXECUTE on the function that queues such work); otherwise the job
+ * fails, changing nothing.
+ */
+static bool
+tm_job_allowed(TmJob *job)
+{
+	ErrorData	denied;
+	const char *function = job->action == TM_JOB_CREATE ? TM_FN_CREATE : TM_FN_DROP;
+	bool		allowed;
+
+	memset(&denied, 0, sizeof(denied));
+	if (!OidIsValid(job->requester))
+	{
+		denied.sqlerrcode = ERRCODE_UNDEFINED_OBJECT;
+		denied.message = psprintf("role \"%s\" that requested the job does not exist any more",
+								  job->requested_by);
+	}
+	else
+	{
+		tm_xact_begin();
+		allowed = tm_may(job->requester, function);
+		tm_xact_commit();
+		if (allowed)
+			return true;
+		denied.sqlerrcode = ERRCODE_INSUFFICIENT_PRIVILEGE;
+		denied.message = psprintf("role \"%s\" that requested the job may no longer execute %s",
+								  job->requested_by, function);
+	}
+	tm_job_finish(job, &denied);
+	return false;
+}
+
 /* The isolation of a queued create's tenant, as its catalog row says. */
 static TmIsolation
 tm_job_isolation(TmJob *job)
@@ -137,28 +172,21 @@ tm_run_next_job(void)
 									job.action == TM_JOB_CREATE ? "create" : "drop",
 									job.tenant));
 
-	/* the requester's rights are checked again now, by what runs the job */
-	if (!OidIsValid(job.requester))
+	/* the requester's rights are checked again now */
+	if (tm_job_allowed(&job))
 	{
-		ErrorData	gone;
+		if (job.action == TM_JOB_DROP)
+			tm_dbtenant_remove(&job);
+		else if (tm_job_isolation(&job) == TM_SCHEMA)
+			tm_run_create_schema(&job);
+		else
+		{
+			TmTenant   *t = tm_tenant_make(job.tenant, TM_DATABASE,
+										   job.object_name, job.owner);
 
-		memset(&gone, 0, sizeof(gone));
-		gone.sqlerrcode = ERRCODE_UNDEFINED_OBJECT;
-		gone.message = psprintf("role \"%s\" that requested the job does not exist any more",
-								job.requested_by);
-		tm_job_finish(&job, &gone);
-	}
-	else if (job.action == TM_JOB_DROP)
-		tm_dbtenant_remove(&job);
-	else if (tm_job_isolation(&job) == TM_SCHEMA)
-		tm_run_create_schema(&job);
-	else
-	{
-		TmTenant   *t = tm_tenant_make(job.tenant, TM_DATABASE,
-									   job.object_name, job.owner);
-
-		t->object_oid = job.database_oid;
-		tm_dbtenant_build(t, NULL, &job, job.started);
+			t->object_oid = job.database_oid;
+			tm_dbtenant_build(t, NULL, &job, job.started);
+		}
 	}
 
 	tm_current_job = 0;

@@ -175,7 +175,7 @@ tm_role_is_ours(const char *role, const char *tenant)
 void
 tm_mark(const char *kind, const char *object, const char *mark)
 {
-	tm_utility(psprintf("COMMENT ON %s %s IS %s", kind,
+	tm_ddl(psprintf("COMMENT ON %s %s IS %s", kind,
 						quote_identifier(object), quote_literal_cstr(mark)));
 }
 
@@ -188,7 +188,7 @@ tm_rename_object(const char *kind, const char *old_name, const char *new_name,
 				 const char *mark)
 {
 	if (strcmp(old_name, new_name) != 0)
-		tm_utility(psprintf("ALTER %s %s RENAME TO %s", kind,
+		tm_ddl(psprintf("ALTER %s %s RENAME TO %s", kind,
 							quote_identifier(old_name),
 							quote_identifier(new_name)));
 	if (mark)

@@ -10,8 +10,9 @@
  * dropped.  A login role <object>_login, made on request for the
  * application, is a member of the owner role and carries a login mark.
  *
- * Roles are created, renamed and dropped as the current user: the caller,
- * or in background workers the role that asked (tm_become).
+ * Roles are created, renamed and dropped by tenant_mgr itself, as the
+ * extension's owner (spi.c: tm_ddl): callers need EXECUTE on tenant_mgr's
+ * functions, never CREATEROLE, which reaches superuser on PostgreSQL 15.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,84 +28,62 @@
 
 #include "tenant_mgr.h"
 
-/* Reads rolsuper, rolcreaterole and rolcreatedb of role. */
-static void
-tm_role_attributes(Oid role, bool *super, bool *createrole, bool *createdb,
-				   char **name)
+/*
+ * True if role may still do what it asked tenant_mgr to do (a job, a
+ * trigger firing): it holds EXECUTE on function, the SQL function a caller
+ * would use for it.  Callers need nothing else: tenant_mgr does the
+ * privileged DDL itself.
+ */
+bool
+tm_may(Oid role, const char *function)
 {
-	HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
-	Form_pg_authid form;
+	TmIdentity	saved;
+	Oid			fn;
 
-	if (!HeapTupleIsValid(tup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("role with OID %u does not exist", role)));
-	form = (Form_pg_authid) GETSTRUCT(tup);
-	*super = form->rolsuper;
-	*createrole = form->rolcreaterole;
-	*createdb = form->rolcreatedb;
-	*name = pstrdup(NameStr(form->rolname));
-	ReleaseSysCache(tup);
+	/* found as the extension's owner: role needs no USAGE on its schema */
+	tm_become(tm_catalog_owner(), 0, &saved);
+	fn = DatumGetObjectId(DirectFunctionCall1(regprocedurein,
+											  CStringGetDatum(function)));
+	tm_restore(&saved);
+	return pg_proc_aclcheck(fn, role, ACL_EXECUTE) == ACLCHECK_OK;
 }
 
-/*
- * Raises an error unless the current user may create the owner role of a
- * new tenant: the name is free, and the user is a superuser or has
- * CREATEROLE.
- */
+/* For a trigger firing as role: the error when it may not (see tm_may). */
 void
-tm_check_owner_role(const char *role, const char *tenant)
+tm_check_may(Oid role, const char *function)
 {
-	bool		super,
-				createrole,
-				createdb;
-	char	   *me;
+	if (!tm_may(role, function))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", function),
+				 errdetail("The trigger acts as role \"%s\", which may not execute that function.",
+						   GetUserNameFromId(role, false)),
+				 errhint("Grant EXECUTE on it to that role, or provision through tenant_mgr.provisioning_trigger(..., definer => a role that has it).")));
+}
 
+/* A role of that name that tenant_mgr did not create is never adopted. */
+void
+tm_check_role_free(const char *role)
+{
 	if (OidIsValid(get_role_oid(role, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("role \"%s\" already exists", role),
 				 errdetail("It was not created by tenant_mgr, which never adopts an existing role."),
 				 errhint("Choose another tenant name, or pass owner => that role.")));
-
-	tm_role_attributes(GetUserId(), &super, &createrole, &createdb, &me);
-	if (!super && !createrole)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to create tenant \"%s\"", tenant),
-				 errdetail("Role \"%s\" needs the CREATEROLE attribute to create the tenant's owner role.",
-						   me),
-				 errhint("Pass owner => a role you are a member of.")));
 }
 
 /*
- * Raises an error unless role may create a database tenant: it needs the
- * rights of CREATE DATABASE and CREATE ROLE, as if it ran them itself.
- */
-void
-tm_check_dbtenant_privileges(Oid role, const char *tenant)
-{
-	bool		super,
-				createrole,
-				createdb;
-	char	   *name;
-
-	tm_role_attributes(role, &super, &createrole, &createdb, &name);
-	if (!super && !(createdb && createrole))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to create database tenant \"%s\"", tenant),
-				 errdetail("Role \"%s\" needs the CREATEDB and CREATEROLE attributes.",
-						   name)));
-}
-
-/*
- * Migrations run as the tenant's owner: only a caller who could act as that
- * role may have them run.
+ * Migrations run as the tenant's owner.  An owner role tenant_mgr made for
+ * the tenant does what the tenant's migrations say, for any caller allowed
+ * to run them (EXECUTE); an owner chosen at creation may be anyone, so only
+ * a caller who could act as it may have them run.
  */
 void
 tm_check_acts_as_owner(const TmTenant *t)
 {
+	if (tm_role_is_ours(t->owner, t->name))
+		return;
 	if (!is_member_of_role(GetUserId(), get_role_oid(t->owner, false)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -137,17 +116,18 @@ tm_our_role(const char *role, const char *tenant, bool missing_ok)
 
 /*
  * Creates the NOLOGIN owner role of a new tenant, marked as tenant_mgr's,
- * and lets the current user act as it (CREATEROLE alone does not).
+ * and lets the current user (the caller, or the role that queued the work)
+ * act as it, unless it is a superuser.
  */
 void
 tm_owner_role_create(const char *role, const char *tenant)
 {
-	tm_check_owner_role(role, tenant);
-	tm_utility(psprintf("CREATE ROLE %s NOLOGIN", quote_identifier(role)));
+	tm_check_role_free(role);
+	tm_ddl(psprintf("CREATE ROLE %s NOLOGIN", quote_identifier(role)));
 	tm_mark("ROLE", role, tm_tenant_mark(tenant));
 	if (!superuser())
-		tm_utility(psprintf("GRANT %s TO %s", quote_identifier(role),
-							quote_identifier(GetUserNameFromId(GetUserId(), false))));
+		tm_ddl(psprintf("GRANT %s TO %s", quote_identifier(role),
+						quote_identifier(GetUserNameFromId(GetUserId(), false))));
 }
 
 /*
@@ -171,7 +151,7 @@ tm_owner_role_rename(const TmTenant *t, const char *object,
 static void
 tm_drop_role_stmt(void *arg)
 {
-	tm_utility(psprintf("DROP ROLE %s", quote_identifier((const char *) arg)));
+	tm_ddl(psprintf("DROP ROLE %s", quote_identifier((const char *) arg)));
 }
 
 /*
@@ -240,12 +220,12 @@ tm_login_role_create(const TmTenant *t)
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("role \"%s\" already exists", role),
 				 errdetail("It was not created by tenant_mgr, which never adopts an existing role.")));
-	tm_utility(psprintf("CREATE ROLE %s LOGIN", quote_identifier(role)));
+	tm_ddl(psprintf("CREATE ROLE %s LOGIN", quote_identifier(role)));
 	tm_mark("ROLE", role, tm_login_mark(t->name));
-	tm_utility(psprintf("GRANT %s TO %s", quote_identifier(t->owner),
+	tm_ddl(psprintf("GRANT %s TO %s", quote_identifier(t->owner),
 						quote_identifier(role)));
 	if (t->isolation == TM_DATABASE)
-		tm_utility(psprintf("GRANT CONNECT ON DATABASE %s TO %s",
+		tm_ddl(psprintf("GRANT CONNECT ON DATABASE %s TO %s",
 							quote_identifier(get_database_name(tm_database_find(t))),
 							quote_identifier(role)));
 	return role;

@@ -51,7 +51,7 @@ tm_schematenant_queue(TmTenant *t, const char *metadata, bool own_role)
 				 errmsg("tenant \"%s\" already exists", t->name)));
 	tm_require_control_database();
 	if (own_role)
-		tm_check_owner_role(t->owner, t->name);
+		tm_check_role_free(t->owner);
 	tm_check_schema_free(t->object_name);
 	tm_job_queue_create(t, metadata, own_role);
 }
@@ -109,7 +109,7 @@ tm_schematenant_build(TmTenant *t, List *migrations, bool own_role)
 	if (own_role)
 		tm_owner_role_create(t->owner, t->name);
 
-	tm_utility(psprintf("CREATE SCHEMA %s AUTHORIZATION %s",
+	tm_ddl(psprintf("CREATE SCHEMA %s AUTHORIZATION %s",
 						quote_identifier(t->object_name),
 						quote_identifier(t->owner)));
 	t->object_oid = get_namespace_oid(t->object_name, false);
@@ -231,7 +231,7 @@ tm_schematenant_drop(TmTenant *t)
 		(void) set_config_option("client_min_messages", "warning",
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
-		tm_utility(psprintf("DROP SCHEMA %s CASCADE",
+		tm_ddl(psprintf("DROP SCHEMA %s CASCADE",
 							quote_identifier(get_namespace_name(nspoid))));
 		AtEOXact_GUC(true, save_nestlevel);
 	}

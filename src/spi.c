@@ -9,8 +9,8 @@
  *	tm_catalog_exec[_kept]	the catalog owner, search_path pinned: every
  *							read and write of tenant_mgr's own tables
  *	tm_user_query			the current user, read-only: system views
- *	tm_utility				the current user: DDL on tenants and roles
- *	tm_utility_as			a given role (executors act for a requester)
+ *	tm_ddl					the extension's owner, search_path pinned: DDL
+ *							on tenants' roles, schemas and databases
  *	tm_utility_toplevel		a given role, top-level, in a transaction of
  *							its own (CREATE/DROP DATABASE, in executors)
  *	tm_sql_restricted		a tenant's owner, in a security-restricted
@@ -121,9 +121,9 @@ tm_restore(const TmIdentity *saved)
 
 /*
  * Returns the role that owns the catalog (the owner of tenant_mgr.tenant,
- * that is, whoever created the extension).
+ * that is, whoever created the extension: a superuser).
  */
-static Oid
+Oid
 tm_catalog_owner(void)
 {
 	Oid			nspoid = get_namespace_oid("tenant_mgr", false);
@@ -267,22 +267,27 @@ tm_sql_restricted(Oid role, const char *search_path, const char *lock_timeout,
 	tm_restore(&saved);
 }
 
-/* Runs one utility statement through SPI as the current user. */
+/*
+ * Runs one utility statement through SPI as the extension's owner, with
+ * search_path pinned: tenant_mgr's own DDL on roles, schemas and databases,
+ * done for callers that hold only EXECUTE on its functions.  Every name in
+ * sql is one tenant_mgr made or checked, quoted; nothing in it runs code a
+ * caller or a tenant chose.
+ */
 void
-tm_utility(const char *sql)
-{
-	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not run \"%s\"", sql);
-}
-
-/* Runs one utility statement through SPI as role. */
-void
-tm_utility_as(const char *sql, Oid role)
+tm_ddl(const char *sql)
 {
 	TmIdentity	saved;
+	int			save_nestlevel;
 
-	tm_become(role, 0, &saved);
-	tm_utility(sql);
+	tm_become(tm_catalog_owner(), 0, &saved);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not run \"%s\"", sql);
+	AtEOXact_GUC(true, save_nestlevel);
 	tm_restore(&saved);
 }
 

@@ -283,8 +283,13 @@ extern TmExecRun *tm_dbtenant_read_ledger(const TmTenant *t, List *migrations);
 extern bool tm_dbtenant_correct_version(TmTenant *t, List *migrations);
 
 /* in roles.c */
-extern void tm_check_owner_role(const char *role, const char *tenant);
-extern void tm_check_dbtenant_privileges(Oid role, const char *tenant);
+#define TM_FN_CREATE "tenant_mgr.tenant_create(text,text,name,jsonb,boolean)"
+#define TM_FN_DROP "tenant_mgr.tenant_drop(text,boolean,boolean)"
+#define TM_FN_RENAME "tenant_mgr.tenant_rename(text,text)"
+#define TM_FN_DETACH "tenant_mgr.tenant_detach(text,boolean,boolean)"
+extern bool tm_may(Oid role, const char *function);
+extern void tm_check_may(Oid role, const char *function);
+extern void tm_check_role_free(const char *role);
 extern void tm_check_acts_as_owner(const TmTenant *t);
 extern Oid	tm_our_role(const char *role, const char *tenant, bool missing_ok);
 extern void tm_owner_role_create(const char *role, const char *tenant);
@@ -449,8 +454,8 @@ extern void tm_catalog_exec_kept(SPIPlanPtr *plan, int cursor_options,
 								 int expected);
 extern void tm_user_query(const char *sql, int nargs, Oid *types,
 						  Datum *values);
-extern void tm_utility(const char *sql);
-extern void tm_utility_as(const char *sql, Oid role);
+extern Oid	tm_catalog_owner(void);
+extern void tm_ddl(const char *sql);
 extern void tm_utility_toplevel(const char *sql, Oid role);
 extern void tm_sql_restricted(Oid role, const char *search_path,
 							  const char *lock_timeout, const char *sql,

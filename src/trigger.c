@@ -13,9 +13,10 @@
  *								queued (a trigger never waits for CREATE
  *								DATABASE, and nothing starts before commit)
  *
- * The work runs with the privileges of whoever fires the trigger, or of the
- * owner of a SECURITY DEFINER wrapper a DBA made with
- * tenant_mgr.provisioning_trigger().  Every name goes through the same
+ * Whoever fires the trigger (or the owner of a SECURITY DEFINER wrapper a
+ * DBA made with tenant_mgr.provisioning_trigger()) must hold EXECUTE on the
+ * function that does the same by hand: tenant_create, tenant_drop,
+ * tenant_detach or tenant_rename.  Every name goes through the same
  * validation as tenant_create().
  *
  *-------------------------------------------------------------------------
@@ -24,6 +25,7 @@
 
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
@@ -135,6 +137,7 @@ customers_trigger(PG_FUNCTION_ARGS)
 	{
 		char	   *name = tm_row_name(trigdata->tg_trigtuple, rel, cfg.column);
 
+		tm_check_may(GetUserId(), TM_FN_CREATE);
 		if (name == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -148,9 +151,15 @@ customers_trigger(PG_FUNCTION_ARGS)
 		char	   *name = tm_row_name(trigdata->tg_trigtuple, rel, cfg.column);
 
 		if (name != NULL && strcmp(cfg.on_delete, "drop") == 0)
+		{
+			tm_check_may(GetUserId(), TM_FN_DROP);
 			(void) tm_drop(name, true, false);
+		}
 		else if (name != NULL && strcmp(cfg.on_delete, "detach") == 0)
+		{
+			tm_check_may(GetUserId(), TM_FN_DETACH);
 			(void) tm_detach(name, true, false);
+		}
 	}
 	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
@@ -164,9 +173,15 @@ customers_trigger(PG_FUNCTION_ARGS)
 					 errdetail("Column \"%s\" of the updated row of \"%s\" is null.",
 							   cfg.column, RelationGetRelationName(rel))));
 		if (old_name == NULL && new_name != NULL)
+		{
+			tm_check_may(GetUserId(), TM_FN_CREATE);
 			tm_create(new_name, cfg.isolation, NULL, "{}", !cfg.queued);
+		}
 		else if (old_name != NULL && strcmp(old_name, new_name) != 0)
+		{
+			tm_check_may(GetUserId(), TM_FN_RENAME);
 			tm_rename(old_name, new_name);
+		}
 	}
 	tm_spi_finish();
 

@@ -89,19 +89,32 @@ SELECT tenant_mgr.tenant_create('globex', 'database');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenant_mgr.tenant_use('globex');
 \echo :LAST_ERROR_SQLSTATE
--- a caller without CREATEDB
-CREATE ROLE regress_tm_nocreatedb CREATEROLE;
-GRANT USAGE ON SCHEMA tenant_mgr TO regress_tm_nocreatedb;
-GRANT SELECT ON ALL TABLES IN SCHEMA tenant_mgr TO regress_tm_nocreatedb;
-GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean) TO regress_tm_nocreatedb;
-SET ROLE regress_tm_nocreatedb;
+-- a caller with EXECUTE and nothing else (no CREATEDB, no CREATEROLE, no
+-- CREATE on the database): tenant_mgr makes the role and the database, and
+-- the caller may act as the new owner
+CREATE ROLE regress_tm_caller;
+GRANT USAGE ON SCHEMA tenant_mgr TO regress_tm_caller;
+GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean),
+                          tenant_mgr.tenant_drop(text, boolean, boolean),
+                          tenant_mgr.tenant_wait(text, interval) TO regress_tm_caller;
+SET ROLE regress_tm_caller;
+SELECT name, owner, state FROM tenant_mgr.tenant_create('plain', 'database');
+SELECT rolcreatedb, rolcreaterole, pg_has_role('regress_tm_caller', 'tenant_plain', 'MEMBER') AS acts_as_owner
+  FROM pg_roles WHERE rolname = 'regress_tm_caller';
+SELECT tenant_mgr.tenant_drop('plain');
+SELECT tenant_mgr.tenant_wait('plain', '2 minutes') AS dropped;
+RESET ROLE;
+-- without EXECUTE, PostgreSQL refuses the call itself
+CREATE ROLE regress_tm_nothing;
+GRANT USAGE ON SCHEMA tenant_mgr TO regress_tm_nothing;
+SET ROLE regress_tm_nothing;
 SELECT tenant_mgr.tenant_create('sneaky', 'database');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
-DROP OWNED BY regress_tm_nocreatedb;
-DROP ROLE regress_tm_nocreatedb;
+DROP OWNED BY regress_tm_caller, regress_tm_nothing;
+DROP ROLE regress_tm_caller, regress_tm_nothing;
 SELECT count(*) AS stray_databases FROM pg_database
- WHERE datname IN ('tenant_squat', 'tenant_rolesquat', 'tenant_owned', 'tenant_sneaky');
+ WHERE datname IN ('tenant_squat', 'tenant_rolesquat', 'tenant_owned', 'tenant_plain', 'tenant_sneaky');
 SELECT count(*) AS intents_left FROM tenant_mgr.intent;
 
 -- an interactive create whose migration fails: the error comes back with its

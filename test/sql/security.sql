@@ -3,10 +3,10 @@
 CREATE EXTENSION tenant_mgr;
 SELECT tenant_mgr.migration_add(1, 'accounts', 'CREATE TABLE accounts (id int, secret text)');
 
--- an administrator that is not a superuser: EXECUTE on the functions, the
--- right to create roles (owner roles) and schemas, nothing on the catalog
-CREATE ROLE regress_admin CREATEROLE;
-SELECT format('GRANT CREATE ON DATABASE %I TO regress_admin', current_database()) \gexec
+-- an administrator as the README recommends: EXECUTE on the functions and
+-- SELECT on the views; no attribute (CREATEROLE and CREATEDB reach superuser
+-- on PostgreSQL 15), no CREATE on the database, nothing on the catalog
+CREATE ROLE regress_admin;
 GRANT USAGE ON SCHEMA tenant_mgr TO regress_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tenant_mgr TO regress_admin;
 GRANT SELECT ON tenant_mgr.tenants, tenant_mgr.history, tenant_mgr.jobs TO regress_admin;
@@ -18,9 +18,10 @@ SELECT name, owner, version FROM tenant_mgr.tenant_create('alpha');
 SELECT name, owner, version FROM tenant_mgr.tenant_create('beta');
 INSERT INTO tenant_alpha.accounts VALUES (1, 'alpha only');
 RESET ROLE;
--- the admin can act as the owners it created, and is not a superuser
+-- the admin can act as the owners it created, and holds no attribute
 SELECT pg_has_role('regress_admin', 'tenant_alpha', 'MEMBER') AS admin_member,
-       (SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_admin') AS admin_super;
+       rolsuper, rolcreaterole, rolcreatedb
+  FROM pg_roles WHERE rolname = 'regress_admin';
 
 -- 1. the catalog and the queue are not writable directly
 SET ROLE regress_admin;
@@ -118,19 +119,21 @@ SELECT tenant_mgr.migration_add(5, 'x', 'SELECT 1');
 RESET ROLE;
 REVOKE USAGE ON SCHEMA tenant_mgr FROM regress_nobody;
 
--- 7. an administrator cannot drop a tenant whose owner it cannot act as
+-- 7. an owner chosen at creation may be anyone: an administrator cannot
+-- choose one it cannot act as, nor have SQL run as it through a migration;
+-- it may still drop the tenant, which tenant_mgr made (EXECUTE on
+-- tenant_drop is the right to drop tenant_mgr's tenants, and nothing else)
 CREATE ROLE regress_other_owner;
 SELECT name, owner FROM tenant_mgr.tenant_create('foreign', owner => 'regress_other_owner');
 SET ROLE regress_admin;
-SELECT tenant_mgr.tenant_drop('foreign');
-\echo :LAST_ERROR_SQLSTATE
 SELECT tenant_mgr.tenant_create('mine', owner => 'regress_other_owner');
 \echo :LAST_ERROR_SQLSTATE
--- nor have SQL run as that owner through a migration
 SELECT * FROM tenant_mgr.tenant_migrate('foreign');
 \echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_drop('foreign');
 RESET ROLE;
 SELECT count(*) AS foreign_schema FROM pg_namespace WHERE nspname = 'tenant_foreign';
+SELECT count(*) AS other_owner_kept FROM pg_roles WHERE rolname = 'regress_other_owner';
 
 -- 8. database tenants: no tenant's role may connect to another's database
 SELECT name FROM tenant_mgr.tenant_create('dbone', 'database');
@@ -140,26 +143,73 @@ SELECT has_database_privilege('tenant_dbone', 'tenant_dbtwo', 'CONNECT') AS one_
        (SELECT rolcanlogin FROM pg_roles WHERE rolname = 'tenant_dbone') AS owner_can_login;
 
 -- 9. queued work is checked again when it runs: a requester that lost
--- CREATEDB before the launcher got to its job gets nothing
-CREATE ROLE regress_creator CREATEDB CREATEROLE;
+-- EXECUTE on tenant_create before the launcher got to its job gets nothing
+CREATE ROLE regress_creator;
 GRANT USAGE ON SCHEMA tenant_mgr TO regress_creator;
 GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean) TO regress_creator;
 BEGIN;
 SET LOCAL ROLE regress_creator;
 SELECT name, state FROM tenant_mgr.tenant_create('revoked', 'database', wait => false);
 RESET ROLE;
-ALTER ROLE regress_creator NOCREATEDB;
+REVOKE EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean) FROM regress_creator;
 COMMIT;
 SELECT tenant_mgr.tenant_wait('revoked', '2 minutes') AS succeeded;
 SELECT tenant, action, state, sqlstate, message FROM tenant_mgr.jobs WHERE tenant = 'revoked';
 SELECT name, state, last_error FROM tenant_mgr.tenants WHERE name = 'revoked';
 SELECT count(*) AS revoked_databases FROM pg_database WHERE datname = 'tenant_revoked';
+SELECT count(*) AS revoked_roles FROM pg_roles WHERE rolname = 'tenant_revoked';
+
+-- 10. the recommended roles try to reach superuser by themselves: the
+-- administrator, a provisioning definer (EXECUTE on tenant_create and
+-- tenant_drop), an application role (INSERT on its table) and a tenant's
+-- login role.  Each attempt fails with 42501.
+CREATE ROLE regress_definer;
+GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean),
+                          tenant_mgr.tenant_drop(text, boolean, boolean) TO regress_definer;
+CREATE ROLE regress_app;
+SELECT tenant_mgr.tenant_login_role('alpha') AS login;
+CREATE FUNCTION pg_temp.regress_try(who text) RETURNS TABLE (attempt text, code text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    stmt text;
+BEGIN
+    FOREACH stmt IN ARRAY ARRAY[
+        format('ALTER ROLE %I SUPERUSER', who),
+        format('GRANT pg_execute_server_program TO %I', who),
+        format('GRANT pg_read_server_files, pg_write_server_files TO %I', who),
+        format('ALTER ROLE %I CREATEROLE', who),
+        'CREATE ROLE regress_evil SUPERUSER',
+        'CREATE ROLE regress_evil',
+        'COPY (SELECT 1) TO PROGRAM ''true''',
+        format('GRANT tenant_beta TO %I', who)]
+    LOOP
+        BEGIN
+            EXECUTE format('SET LOCAL ROLE %I', who);
+            EXECUTE stmt;
+            attempt := stmt; code := '00000';
+        EXCEPTION WHEN OTHERS THEN
+            attempt := stmt; code := SQLSTATE;
+        END;
+        RESET ROLE;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+BEGIN;
+SELECT who, t.attempt, t.code
+  FROM unnest(ARRAY['regress_admin', 'regress_definer', 'regress_app', 'tenant_alpha_login']) who,
+       LATERAL pg_temp.regress_try(who) t
+ ORDER BY who, t.attempt;
+ROLLBACK;
 
 -- nothing above made anyone a superuser
-SELECT rolname, rolsuper FROM pg_roles
+SELECT rolname, rolsuper, rolcreaterole, rolcreatedb,
+       pg_has_role(oid, 'pg_execute_server_program', 'MEMBER') AS server_program
+  FROM pg_roles
  WHERE rolname IN ('regress_admin', 'regress_nobody', 'regress_other_owner', 'regress_creator',
-                   'tenant_alpha', 'tenant_beta', 'tenant_dbone', 'tenant_dbtwo')
+                   'regress_definer', 'regress_app', 'tenant_alpha', 'tenant_alpha_login',
+                   'tenant_beta', 'tenant_dbone', 'tenant_dbtwo')
  ORDER BY 1;
+SELECT count(*) AS evil_roles FROM pg_roles WHERE rolname = 'regress_evil';
 SELECT * FROM tenant_mgr.verify();
 
 -- clean up
@@ -167,8 +217,9 @@ SELECT count(*) AS dropped FROM tenant_mgr.tenants t, LATERAL tenant_mgr.tenant_
 SELECT bool_and(tenant_mgr.tenant_wait(n, '2 minutes')) AS drops_done
   FROM unnest(ARRAY['dbone', 'dbtwo']) n;
 DROP SCHEMA regress_evil CASCADE;
-SELECT format('REVOKE CREATE ON DATABASE %I FROM regress_admin', current_database()) \gexec
 DROP EXTENSION tenant_mgr;
-DROP OWNED BY regress_admin, regress_nobody, regress_other_owner, regress_creator;
-DROP ROLE regress_admin, regress_nobody, regress_other_owner, regress_creator;
+DROP OWNED BY regress_admin, regress_nobody, regress_other_owner, regress_creator,
+              regress_definer, regress_app;
+DROP ROLE regress_admin, regress_nobody, regress_other_owner, regress_creator,
+          regress_definer, regress_app;
 SELECT count(*) AS tenant_roles_left FROM pg_roles WHERE rolname LIKE 'tenant\_%';

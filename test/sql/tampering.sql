@@ -7,8 +7,7 @@ CREATE EXTENSION tenant_mgr;
 SELECT tenant_mgr.migration_add(1, 'accounts', 'CREATE TABLE accounts (id int, secret text)');
 
 -- an administrator that is not a superuser, as in the security test
-CREATE ROLE regress_admin CREATEROLE;
-SELECT format('GRANT CREATE ON DATABASE %I TO regress_admin', current_database()) \gexec
+CREATE ROLE regress_admin;
 GRANT USAGE ON SCHEMA tenant_mgr TO regress_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tenant_mgr TO regress_admin;
 
@@ -224,7 +223,6 @@ REVOKE EXECUTE ON FUNCTION tenant_mgr.tenant_use(text, boolean) FROM tenant_vict
 SELECT count(*) AS dropped FROM tenant_mgr.tenants t, LATERAL tenant_mgr.tenant_drop(t.name) d;
 DROP VIEW regress_escalated;
 DROP FUNCTION regress_next_migration();
-SELECT format('REVOKE CREATE ON DATABASE %I FROM regress_admin', current_database()) \gexec
 DROP EXTENSION tenant_mgr;
 DROP OWNED BY regress_admin, regress_shared_owner;
 DROP ROLE regress_admin, regress_shared_owner;

@@ -120,8 +120,10 @@ SELECT count(*) AS bigco_databases FROM pg_database WHERE datname LIKE '%bigco%'
 
 -- an application role with only INSERT (and SELECT, DELETE) on its table provisions
 -- tenants through a SECURITY DEFINER wrapper owned by a role the DBA chose
-CREATE ROLE regress_provisioner NOLOGIN CREATEROLE;
-SELECT format('GRANT CREATE ON DATABASE %I TO regress_provisioner', current_database()) \gexec
+-- (the definer holds EXECUTE on what the trigger does, and no attribute)
+CREATE ROLE regress_provisioner NOLOGIN;
+GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean),
+                          tenant_mgr.tenant_drop(text, boolean, boolean) TO regress_provisioner;
 CREATE ROLE regress_app;
 CREATE TABLE app_customers (slug text PRIMARY KEY);
 GRANT INSERT, SELECT, DELETE ON app_customers TO regress_app;
@@ -144,13 +146,22 @@ SET ROLE regress_app;
 DELETE FROM app_customers WHERE slug = 'viaapp';
 RESET ROLE;
 SELECT count(*) AS viaapp_left FROM pg_namespace WHERE nspname = 'tenant_viaapp';
-SELECT rolname, rolsuper FROM pg_roles WHERE rolname IN ('regress_app', 'regress_provisioner') ORDER BY 1;
+-- a definer that may not create tenants (no EXECUTE) provisions nothing
+REVOKE EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean) FROM regress_provisioner;
+SET ROLE regress_app;
+INSERT INTO app_customers VALUES ('refused');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) AS refused FROM tenant_mgr.tenants WHERE name = 'refused';
+SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles
+ WHERE rolname IN ('regress_app', 'regress_provisioner') ORDER BY 1;
 SELECT * FROM tenant_mgr.verify();
 
 -- clean up
 DROP TABLE app_customers, customers, signups, db_customers;
 SELECT count(*) AS dropped FROM tenant_mgr.tenants t, LATERAL tenant_mgr.tenant_drop(t.name) d;
-SELECT format('REVOKE CREATE ON DATABASE %I FROM regress_provisioner', current_database()) \gexec
+REVOKE EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean),
+                           tenant_mgr.tenant_drop(text, boolean, boolean) FROM regress_provisioner;
 DROP FUNCTION app_customers_provision();
 DROP ROLE regress_app, regress_provisioner;
 DROP EXTENSION tenant_mgr;
