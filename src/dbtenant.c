@@ -207,7 +207,7 @@ tm_cleanup_creation(const TmTenant *t, Oid dboid, int64 intent)
 		ereport(WARNING,
 				(errcode(run->task->sqlerrcode),
 				 errmsg("could not remove what the failed creation of tenant \"%s\" left: %s",
-						t->name, run->task->message),
+						t->name, tm_task_text(run->task, run->task->message)),
 				 errdetail("The launcher will try again.")));
 	tm_exec_release(run);
 }
@@ -432,7 +432,7 @@ tm_dbtenant_remove_orphan(TmIntent *intent)
 		ereport(WARNING,
 				(errcode(run->task->sqlerrcode),
 				 errmsg("could not remove the orphan database of tenant \"%s\": %s",
-						t->name, run->task->message)));
+						t->name, tm_task_text(run->task, run->task->message))));
 	else
 		ereport(LOG,
 				(errmsg("tenant_mgr removed what an aborted creation of tenant \"%s\" left",
@@ -483,7 +483,7 @@ tm_dbtenant_correct_version(TmTenant *t, List *migrations)
 	}
 	tm_exec_wait(run);
 	if (run->task->state == TM_EXEC_DONE && !run->task->no_ledger &&
-		run->task->version != t->version)
+		!run->task->problem && run->task->version != t->version)
 	{
 		tm_xact_begin();
 		tm_tenant_set_version(t->name, run->task->version, NULL);

@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -88,6 +89,7 @@ tm_exec_prepare(TmExecAction action, Oid dboid, const TmTenant *tenant,
 	TmExecTask *task;
 	Size		size;
 	Size		steps;
+	Size		texts_off;
 	ListCell   *lc;
 	char	   *p;
 
@@ -101,6 +103,10 @@ tm_exec_prepare(TmExecAction action, Oid dboid, const TmTenant *tenant,
 						tm_string_size(m->name) + tm_string_size(m->checksum) +
 						tm_string_size(m->up_sql) + tm_string_size(m->down_sql));
 	}
+
+	/* the texts of the result (error, ledger problem) go last */
+	texts_off = size;
+	size = add_size(size, TM_TEXTS_SIZE);
 
 	run->seg = dsm_create(size, 0);
 	task = dsm_segment_address(run->seg);
@@ -121,6 +127,8 @@ tm_exec_prepare(TmExecAction action, Oid dboid, const TmTenant *tenant,
 	task->state = TM_EXEC_PENDING;
 	task->nmigrations = list_length(migrations);
 	task->migrations_off = offsetof(TmExecTask, steps) + steps;
+	task->texts_off = texts_off;
+	task->texts_used = 0;
 
 	p = (char *) task + task->migrations_off;
 	foreach(lc, migrations)
@@ -147,6 +155,37 @@ tm_exec_prepare(TmExecAction action, Oid dboid, const TmTenant *tenant,
 		/* the run itself must outlive the caller's memory context too */
 	}
 	return run;
+}
+
+/*
+ * Stores s as one of the result texts of task (*field: message, detail,
+ * hint, context or problem).  What does not fit in the text area is cut,
+ * on a character boundary of the database encoding, so that what the
+ * driver stores is always valid text.  Safe in an executor's error path:
+ * it allocates nothing.
+ */
+void
+tm_task_set_text(TmExecTask *task, Size *field, const char *s)
+{
+	char	   *area = (char *) task + task->texts_off;
+	int			len = (int) strlen(s);
+	int			avail = (int) (TM_TEXTS_SIZE - task->texts_used) - 1;
+
+	if (avail <= 0)
+		return;
+	if (len > avail)
+		len = pg_mbcliplen(s, len, avail);
+	memcpy(area + task->texts_used, s, len);
+	area[task->texts_used + len] = '\0';
+	*field = task->texts_used + 1;	/* 0 means none */
+	task->texts_used += len + 1;
+}
+
+/* One of the result texts of task, "" when it has none. */
+const char *
+tm_task_text(const TmExecTask *task, Size field)
+{
+	return field == 0 ? "" : (const char *) task + task->texts_off + field - 1;
 }
 
 /* Returns the migrations of a task as a List of TmMigration. */
@@ -223,7 +262,7 @@ tm_exec_fail(TmExecRun *run, int sqlerrcode, const char *message)
 	if (run->task->state != TM_EXEC_PENDING)
 		return;
 	run->task->sqlerrcode = sqlerrcode;
-	strlcpy(run->task->message, message, TM_MSG_LEN);
+	tm_task_set_text(run->task, &run->task->message, message);
 	run->task->state = TM_EXEC_FAILED;
 }
 
@@ -332,10 +371,10 @@ tm_exec_raise(TmExecRun *run)
 		return;
 	ereport(ERROR,
 			(errcode(task->sqlerrcode),
-			 errmsg_internal("%s", task->message),
-			 task->detail[0] ? errdetail_internal("%s", task->detail) : 0,
-			 task->hint[0] ? errhint("%s", task->hint) : 0,
-			 task->context[0] ? errcontext("%s", task->context) : 0));
+			 errmsg_internal("%s", tm_task_text(task, task->message)),
+			 task->detail ? errdetail_internal("%s", tm_task_text(task, task->detail)) : 0,
+			 task->hint ? errhint("%s", tm_task_text(task, task->hint)) : 0,
+			 task->context ? errcontext("%s", tm_task_text(task, task->context)) : 0));
 }
 
 /* An executor's error as ErrorData, for the event log and result rows. */
@@ -349,9 +388,9 @@ tm_exec_error(TmExecTask *task)
 	edata = palloc0(sizeof(ErrorData));
 	edata->elevel = ERROR;
 	edata->sqlerrcode = task->sqlerrcode;
-	edata->message = pstrdup(task->message);
-	edata->detail = task->detail[0] ? pstrdup(task->detail) : NULL;
-	edata->hint = task->hint[0] ? pstrdup(task->hint) : NULL;
+	edata->message = pstrdup(tm_task_text(task, task->message));
+	edata->detail = task->detail ? pstrdup(tm_task_text(task, task->detail)) : NULL;
+	edata->hint = task->hint ? pstrdup(tm_task_text(task, task->hint)) : NULL;
 	return edata;
 }
 

@@ -58,10 +58,13 @@ tm_executor_log_hook(ErrorData *edata)
 	if (tm_task && edata->elevel >= ERROR && tm_task->state == TM_EXEC_PENDING)
 	{
 		tm_task->sqlerrcode = edata->sqlerrcode;
-		strlcpy(tm_task->message, edata->message ? edata->message : "", TM_MSG_LEN);
-		strlcpy(tm_task->detail, edata->detail ? edata->detail : "", TM_MSG_LEN);
-		strlcpy(tm_task->hint, edata->hint ? edata->hint : "", TM_MSG_LEN);
-		strlcpy(tm_task->context, edata->context ? edata->context : "", TM_MSG_LEN);
+		tm_task_set_text(tm_task, &tm_task->message, edata->message ? edata->message : "");
+		if (edata->detail)
+			tm_task_set_text(tm_task, &tm_task->detail, edata->detail);
+		if (edata->hint)
+			tm_task_set_text(tm_task, &tm_task->hint, edata->hint);
+		if (edata->context)
+			tm_task_set_text(tm_task, &tm_task->context, edata->context);
 		pg_write_barrier();
 		tm_task->state = TM_EXEC_FAILED;
 		SetLatch(&ProcGlobal->allProcs[tm_task->driver_procno].procLatch);
@@ -251,7 +254,7 @@ tm_exec_read_ledger(TmExecTask *task)
 	if (!OidIsValid(get_relname_relid(TM_LEDGER_NAME, PG_PUBLIC_NAMESPACE)))
 		task->no_ledger = true;
 	else if ((problem = tm_ledger_problem(t)) != NULL)
-		strlcpy(task->problem, problem, TM_MSG_LEN);
+		tm_task_set_text(task, &task->problem, problem);
 	else
 	{
 		foreach(lc, tm_ledger_rows(t))

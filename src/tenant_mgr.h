@@ -170,7 +170,8 @@ typedef enum TmExecState
 	TM_EXEC_FAILED
 } TmExecState;
 
-#define TM_MSG_LEN 1024
+/* Room for the texts of a result; longer ones are cut on a character. */
+#define TM_TEXTS_SIZE (64 * 1024)
 
 typedef struct TmExecStep
 {
@@ -197,14 +198,17 @@ typedef struct TmExecTask
 	int			driver_procno;	/* whose latch to set when the result is in */
 	int			nmigrations;
 	Size		migrations_off;
+	Size		texts_off;		/* the text area, TM_TEXTS_SIZE bytes */
 
 	/* result */
 	TmExecState state;
 	int			sqlerrcode;
-	char		message[TM_MSG_LEN];
-	char		detail[TM_MSG_LEN];
-	char		hint[TM_MSG_LEN];
-	char		context[TM_MSG_LEN];
+	/* texts in the text area (tm_task_set_text, tm_task_text); 0: none */
+	Size		texts_used;
+	Size		message;
+	Size		detail;
+	Size		hint;
+	Size		context;
 	Oid			result_oid;		/* CREATE_DATABASE: the new database */
 	int64		intent;			/* CREATE_DATABASE: the intent row */
 	int64		version;		/* ledger version at the end */
@@ -213,7 +217,7 @@ typedef struct TmExecTask
 	int			unknown;		/* READ_LEDGER: unregistered ledger rows */
 	int			mismatched;		/* READ_LEDGER: rows with other checksums */
 	bool		no_ledger;		/* READ_LEDGER: there is no ledger */
-	char		problem[TM_MSG_LEN];	/* READ_LEDGER: how it was tampered with */
+	Size		problem;		/* READ_LEDGER: how it was tampered with */
 	int			nsteps;
 	TmExecStep	steps[FLEXIBLE_ARRAY_MEMBER];
 } TmExecTask;
@@ -392,6 +396,8 @@ extern List *tm_exec_steps(TmExecTask *task, List *migrations);
 extern void tm_exec_release(TmExecRun *run);
 extern void tm_exec_release_all(void);
 extern List *tm_task_migrations(TmExecTask *task);
+extern void tm_task_set_text(TmExecTask *task, Size *field, const char *s);
+extern const char *tm_task_text(const TmExecTask *task, Size field);
 
 /* in executor.c */
 extern PGDLLEXPORT void tm_executor_main(Datum arg);

@@ -175,11 +175,11 @@ tm_verify_database_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 	if (run->task->state == TM_EXEC_FAILED)
 		tm_report(rsinfo, t->name,
 				  run->task->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ? "locked" : "unreadable",
-				  psprintf("the ledger could not be read: %s", run->task->message));
-	else if (run->task->problem[0])
+				  psprintf("the ledger could not be read: %s", tm_task_text(run->task, run->task->message)));
+	else if (run->task->problem)
 		tm_report(rsinfo, t->name, "tampered",
 				  psprintf("the ledger is not the table tenant_mgr made: %s",
-						   run->task->problem));
+						   tm_task_text(run->task, run->task->problem)));
 	else if (run->task->no_ledger)
 		tm_report(rsinfo, t->name, "no_ledger",
 				  psprintf("database \"%s\" has no table \"public.%s\"",

@@ -121,13 +121,32 @@ SELECT count(*) AS intents_left FROM tenant_mgr.intent;
 -- SQLSTATE and nothing is left behind
 SELECT tenant_mgr.migration_add(13, 'refuses_doomed',
     $$DO $b$ BEGIN IF current_database() = 'tenant_doomed' THEN
-      RAISE EXCEPTION USING ERRCODE = '22012', MESSAGE = 'doomed refuses'; END IF; END $b$ $$);
+      RAISE EXCEPTION USING ERRCODE = '22012', MESSAGE = 'doomed refuses';
+    ELSIF current_database() = 'tenant_wordy' THEN
+      RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = repeat('é', 2500); END IF; END $b$ $$);
 SELECT tenant_mgr.tenant_create('doomed', 'database');
 \echo :LAST_ERROR_SQLSTATE
 SELECT (SELECT count(*) FROM pg_database WHERE datname = 'tenant_doomed') AS databases,
        (SELECT count(*) FROM pg_roles WHERE rolname = 'tenant_doomed') AS roles,
        (SELECT count(*) FROM tenant_mgr.tenant WHERE name = 'doomed') AS catalog_rows,
        (SELECT count(*) FROM tenant_mgr.intent) AS intents;
+
+-- an executor's error of 5,000 bytes (2,500 two-byte characters) is stored
+-- whole and valid, in the job and the tenant's last error
+SELECT name, state FROM tenant_mgr.tenant_create('wordy', 'database', wait => false);
+SELECT tenant_mgr.tenant_wait('wordy', '2 minutes') AS wordy_succeeded;
+SELECT state, octet_length(last_error) AS error_bytes, last_error = repeat('é', 2500) AS whole
+  FROM tenant_mgr.tenants WHERE name = 'wordy';
+SELECT sqlstate, message = repeat('é', 2500) AS whole FROM tenant_mgr.jobs WHERE tenant = 'wordy';
+-- the launcher removes what the failed job left
+DO $$ BEGIN
+    FOR i IN 1..1200 LOOP
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM tenant_mgr.intent);
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT count(*) AS wordy_databases FROM pg_database WHERE datname = 'tenant_wordy';
+SELECT tenant_mgr.tenant_drop('wordy');
 
 -- a job the launcher cannot run (its requester is gone) fails, and the
 -- launcher goes on with the next one
