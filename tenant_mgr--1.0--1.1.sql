@@ -13,3 +13,85 @@
 CREATE INDEX intent_job_id_idx ON tenant_mgr.intent (job_id)
     WHERE job_id IS NOT NULL;
 CREATE INDEX intent_object_name_idx ON tenant_mgr.intent (object_name);
+
+/*
+ * Identity by security label.  Every tenant gets a random id, and every
+ * schema, database and role tenant_mgr makes carries the security label
+ * "tenant <name> <id>" (a login role: "login <name> <id>") of provider
+ * tenant_mgr.  The library registers the provider, which lets only
+ * superusers set such labels by SQL (restores do; tenant_mgr sets its own
+ * directly).  pg_dump, pg_restore and pg_upgrade keep labels where OIDs
+ * change, and a tenant's own roles can forge or move none, as they could a
+ * comment.  Comments stay, for people.
+ */
+ALTER TABLE tenant_mgr.tenant
+    ADD COLUMN tenant_id uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid() UNIQUE;
+COMMENT ON COLUMN tenant_mgr.tenant.tenant_id IS
+    'random id of the tenant, in the security labels of its schema or database and roles';
+ALTER TABLE tenant_mgr.intent ADD COLUMN tenant_id uuid;
+
+-- the label provider is registered by the library
+LOAD 'MODULE_PATHNAME';
+
+-- Tenants made by 1.0 get their labels now, found by the marks 1.0 went
+-- by: the OID recorded at creation, else the object of that name carrying
+-- 1.0's comment (and a schema, its ledger).  Nothing else is labelled.
+DO $$
+DECLARE
+    t record;
+    obj name;
+BEGIN
+    FOR t IN SELECT * FROM tenant_mgr.tenant ORDER BY name LOOP
+        obj := NULL;
+        IF t.isolation = 'schema' THEN
+            SELECT n.nspname INTO obj
+              FROM pg_catalog.pg_namespace n
+             WHERE (n.oid OPERATOR(pg_catalog.=) t.object_oid
+                    OR (n.nspname OPERATOR(pg_catalog.=) t.object_name
+                        AND pg_catalog.obj_description(n.oid, 'pg_namespace')
+                            OPERATOR(pg_catalog.=) ('tenant_mgr tenant ' OPERATOR(pg_catalog.||) t.name)))
+               AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                            WHERE c.relnamespace OPERATOR(pg_catalog.=) n.oid
+                              AND c.relname OPERATOR(pg_catalog.=) 'tenant_mgr_ledger')
+             ORDER BY n.oid OPERATOR(pg_catalog.=) t.object_oid DESC
+             LIMIT 1;
+            IF obj IS NOT NULL THEN
+                EXECUTE pg_catalog.format('SECURITY LABEL FOR tenant_mgr ON SCHEMA %I IS %L',
+                                          obj, pg_catalog.concat('tenant ', t.name, ' ', t.tenant_id));
+            END IF;
+        ELSE
+            SELECT d.datname INTO obj
+              FROM pg_catalog.pg_database d
+             WHERE d.oid OPERATOR(pg_catalog.=) t.object_oid
+                OR (d.datname OPERATOR(pg_catalog.=) t.object_name
+                    AND pg_catalog.shobj_description(d.oid, 'pg_database')
+                        OPERATOR(pg_catalog.=) ('tenant_mgr tenant ' OPERATOR(pg_catalog.||) t.name))
+             ORDER BY d.oid OPERATOR(pg_catalog.=) t.object_oid DESC
+             LIMIT 1;
+            IF obj IS NOT NULL THEN
+                EXECUTE pg_catalog.format('SECURITY LABEL FOR tenant_mgr ON DATABASE %I IS %L',
+                                          obj, pg_catalog.concat('tenant ', t.name, ' ', t.tenant_id));
+            END IF;
+        END IF;
+        -- the owner role and the login role tenant_mgr made, by their comments
+        FOR obj IN
+            SELECT r.rolname FROM pg_catalog.pg_roles r
+             WHERE (r.rolname OPERATOR(pg_catalog.=) t.owner
+                    AND pg_catalog.shobj_description(r.oid, 'pg_authid')
+                        OPERATOR(pg_catalog.=) ('tenant_mgr tenant ' OPERATOR(pg_catalog.||) t.name))
+        LOOP
+            EXECUTE pg_catalog.format('SECURITY LABEL FOR tenant_mgr ON ROLE %I IS %L',
+                                      obj, pg_catalog.concat('tenant ', t.name, ' ', t.tenant_id));
+        END LOOP;
+        FOR obj IN
+            SELECT r.rolname FROM pg_catalog.pg_roles r
+             WHERE r.rolname OPERATOR(pg_catalog.=) (t.object_name OPERATOR(pg_catalog.||) '_login')
+               AND pg_catalog.shobj_description(r.oid, 'pg_authid')
+                   OPERATOR(pg_catalog.=) ('tenant_mgr login ' OPERATOR(pg_catalog.||) t.name)
+        LOOP
+            EXECUTE pg_catalog.format('SECURITY LABEL FOR tenant_mgr ON ROLE %I IS %L',
+                                      obj, pg_catalog.concat('login ', t.name, ' ', t.tenant_id));
+        END LOOP;
+    END LOOP;
+END
+$$;

@@ -30,7 +30,8 @@
 #define TM_LOCK_FIELD4 0x746d
 
 #define TENANT_COLUMNS \
-	"name, isolation, object_name, object_oid, owner, state, version, last_error"
+	"name, isolation, object_name, object_oid, owner, state, version, last_error," \
+	" tenant_id::pg_catalog.text"
 
 static const char *const tm_isolation_names[] = {"schema", "database"};
 static const char *const tm_state_names[] = {"creating", "ready", "failed", "detached"};
@@ -85,8 +86,25 @@ tm_parse_value(const char *const *names, int n, const char *value)
 	return 0;					/* keep compiler quiet */
 }
 
+/* A new random tenant id. */
+static char *
+tm_new_id(void)
+{
+	uint8		b[16];
+
+	if (!pg_strong_random(b, sizeof(b)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random tenant id")));
+	b[6] = (b[6] & 0x0f) | 0x40;	/* a version 4 UUID */
+	b[8] = (b[8] & 0x3f) | 0x80;
+	return psprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+					b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+					b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
 /*
- * Returns a new TmTenant (state "creating", no object yet).  Its schema is
+ * Returns a new TmTenant (state "creating", no object yet, a new id).  Its schema is
  * where its ledger and migrations go: its own schema, or "public" of its
  * own database.
  */
@@ -97,6 +115,7 @@ tm_tenant_make(const char *name, TmIsolation isolation,
 	TmTenant   *t = palloc0(sizeof(TmTenant));
 
 	t->name = pstrdup(name);
+	t->id = tm_new_id();
 	t->isolation = isolation;
 	t->object_name = pstrdup(object_name);
 	t->owner = pstrdup(owner);
@@ -120,6 +139,7 @@ tm_tenant_from_row(uint64 row)
 							  tm_get_text(row, 6));
 	t->version = tm_get_int64(row, 7);
 	t->last_error = tm_get_text(row, 8);
+	t->id = tm_get_text(row, 9);
 	MemoryContextSwitchTo(old);
 	return t;
 }
@@ -182,9 +202,9 @@ tm_tenant_require_ready(const TmTenant *t)
 void
 tm_tenant_insert(const TmTenant *t, const char *metadata)
 {
-	Oid			types[8] = {TEXTOID, TEXTOID, NAMEOID, OIDOID, NAMEOID,
-	INT8OID, TEXTOID, TEXTOID};
-	Datum		values[8];
+	Oid			types[9] = {TEXTOID, TEXTOID, NAMEOID, OIDOID, NAMEOID,
+	INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[9];
 
 	values[0] = CStringGetTextDatum(t->name);
 	values[1] = CStringGetTextDatum(tm_isolation_name(t->isolation));
@@ -194,11 +214,13 @@ tm_tenant_insert(const TmTenant *t, const char *metadata)
 	values[5] = Int64GetDatum(t->version);
 	values[6] = CStringGetTextDatum(metadata);
 	values[7] = CStringGetTextDatum(tm_state_name(t->state));
+	values[8] = CStringGetTextDatum(t->id);
 
 	tm_catalog_exec("INSERT INTO tenant_mgr.tenant"
-					" (name, isolation, object_name, object_oid, owner, version, metadata, state)"
-					" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
-					8, types, values, NULL, SPI_OK_INSERT);
+					" (name, isolation, object_name, object_oid, owner, version, metadata, state,"
+					" tenant_id)"
+					" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::uuid)",
+					9, types, values, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -209,20 +231,22 @@ tm_tenant_insert(const TmTenant *t, const char *metadata)
 bool
 tm_tenant_reserve(const TmTenant *t, const char *metadata)
 {
-	Oid			types[5] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID, TEXTOID};
-	Datum		values[5];
+	Oid			types[6] = {TEXTOID, TEXTOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID};
+	Datum		values[6];
 
 	values[0] = CStringGetTextDatum(t->name);
 	values[1] = CStringGetTextDatum(tm_isolation_name(t->isolation));
 	values[2] = tm_name_datum(t->object_name);
 	values[3] = tm_name_datum(t->owner);
 	values[4] = CStringGetTextDatum(metadata);
+	values[5] = CStringGetTextDatum(t->id);
 	tm_catalog_exec_kept(&tm_plan_tenant_reserve, 0,
 						 "INSERT INTO tenant_mgr.tenant"
-						 " (name, isolation, object_name, object_oid, owner, version, metadata, state)"
-						 " VALUES ($1, $2, $3, 0, $4, 0, $5::jsonb, 'creating')"
+						 " (name, isolation, object_name, object_oid, owner, version, metadata, state,"
+						 " tenant_id)"
+						 " VALUES ($1, $2, $3, 0, $4, 0, $5::jsonb, 'creating', $6::uuid)"
 						 " ON CONFLICT DO NOTHING",
-						 5, types, values, NULL, SPI_OK_INSERT);
+						 6, types, values, NULL, SPI_OK_INSERT);
 	return SPI_processed == 1;
 }
 

@@ -253,13 +253,15 @@ void
 tm_dbtenant_rename(TmTenant *t, const char *object, const char *new_name)
 {
 	Oid			dboid = tm_dbtenant_require(t);
+	TmTenant	renamed = *t;
 
 	if (OidIsValid(get_database_oid(object, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_DATABASE),
 				 errmsg("database \"%s\" already exists", object)));
-	tm_rename_object("DATABASE", get_database_name(dboid), object,
-					 tm_tenant_mark(new_name));
+	renamed.name = (char *) new_name;
+	tm_rename_object("DATABASE", get_database_name(dboid), object, &renamed,
+					 false);
 }
 
 /*
@@ -272,7 +274,7 @@ tm_dbtenant_set_aside(TmTenant *t, Oid dboid, const char *name, bool force)
 {
 	tm_terminate_sessions(t, dboid, force);
 	/* renaming waits a few seconds for terminated sessions to go */
-	tm_rename_object("DATABASE", get_database_name(dboid), name, NULL);
+	tm_rename_object("DATABASE", get_database_name(dboid), name, NULL, false);
 	tm_ddl(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false",
 						quote_identifier(name)));
 }
@@ -386,7 +388,7 @@ tm_dbtenant_attach(TmTenant *t)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_DATABASE),
 				 errmsg("database \"%s\" already exists", t->object_name)));
-	tm_rename_object("DATABASE", dbname, t->object_name, NULL);
+	tm_rename_object("DATABASE", dbname, t->object_name, NULL, false);
 	tm_ddl(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true",
 						quote_identifier(t->object_name)));
 }
@@ -399,6 +401,8 @@ tm_dbtenant_remove(TmJob *job)
 								   job->owner);
 	TmExecRun  *drop;
 
+	/* its catalog row is gone: the name in the labels identifies it */
+	t->id = NULL;
 	t->object_oid = job->database_oid;
 	drop = tm_exec_prepare(TM_EXEC_DROP_DATABASE, MyDatabaseId, t, NIL);
 	if (!tm_exec_for_job(drop, job))
@@ -420,6 +424,7 @@ tm_dbtenant_remove_orphan(TmIntent *intent)
 	TmExecRun  *run;
 
 	t->object_oid = intent->database_oid;
+	t->id = intent->tenant_id;
 	run = tm_exec_prepare(TM_EXEC_DROP_DATABASE, MyDatabaseId, t, NIL);
 	run->task->intent_id = intent->id;
 	if (!tm_exec_launch(run))

@@ -117,6 +117,8 @@ tm_exec_prepare(TmExecAction action, Oid dboid, const TmTenant *tenant,
 	if (tenant)
 	{
 		strlcpy(task->tenant, tenant->name, NAMEDATALEN);
+		if (tenant->id)
+			strlcpy(task->tenant_id, tenant->id, TM_ID_LEN);
 		strlcpy(task->object_name, tenant->object_name, NAMEDATALEN);
 		strlcpy(task->owner, tenant->owner, NAMEDATALEN);
 		task->database_oid = tenant->object_oid;

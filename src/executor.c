@@ -73,6 +73,20 @@ tm_executor_log_hook(ErrorData *edata)
 		prev_emit_log_hook(edata);
 }
 
+/* The tenant this executor works on, as the other files want it. */
+static TmTenant *
+tm_task_tenant(TmExecTask *task)
+{
+	TmTenant   *t = tm_tenant_make(task->tenant, TM_DATABASE,
+								   task->object_name, task->owner);
+
+	t->id = task->tenant_id[0] ? pstrdup(task->tenant_id) : NULL;
+	t->object_oid = task->action == TM_EXEC_DROP_DATABASE ? task->database_oid : MyDatabaseId;
+	t->state = TM_READY;
+	t->version = task->version;
+	return t;
+}
+
 /*
  * CREATE_DATABASE, in the control database: an intent row first, then the
  * owner role (which the requester may act as), the database (top-level)
@@ -82,6 +96,7 @@ tm_executor_log_hook(ErrorData *edata)
 static void
 tm_exec_create_database(TmExecTask *task)
 {
+	TmTenant   *t = tm_task_tenant(task);
 	Oid			dboid;
 	Oid			roleid;
 	Oid			ext_owner;
@@ -92,7 +107,7 @@ tm_exec_create_database(TmExecTask *task)
 	task->intent = tm_intent_record(task);
 
 	/* never adopt: a role or database of that name must be ours */
-	roleid = tm_our_role(task->owner, task->tenant, false);
+	roleid = tm_our_role(t, false);
 	dboid = get_database_oid(task->object_name, true);
 	if (OidIsValid(dboid) &&
 		(!OidIsValid(roleid) || !pg_database_ownercheck(dboid, roleid)))
@@ -110,7 +125,7 @@ tm_exec_create_database(TmExecTask *task)
 
 		tm_xact_begin();
 		tm_become(task->requester, 0, &saved);
-		tm_owner_role_create(task->owner, task->tenant);
+		tm_owner_role_create(t);
 		tm_restore(&saved);
 		tm_xact_commit();
 	}
@@ -127,7 +142,7 @@ tm_exec_create_database(TmExecTask *task)
 	dboid = get_database_oid(task->object_name, false);
 	tm_ddl(psprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC",
 						quote_identifier(task->object_name)));
-	tm_mark("DATABASE", task->object_name, tm_tenant_mark(task->tenant));
+	tm_mark("DATABASE", task->object_name, t, false);
 	tm_intent_set_database(task->intent, dboid);
 	tm_xact_commit();
 	task->result_oid = dboid;
@@ -141,6 +156,7 @@ tm_exec_create_database(TmExecTask *task)
 static void
 tm_exec_drop_database(TmExecTask *task)
 {
+	TmTenant   *t = tm_task_tenant(task);
 	Oid			dboid = InvalidOid;
 	char	   *dbname = NULL;
 	Oid			roleid;
@@ -148,7 +164,7 @@ tm_exec_drop_database(TmExecTask *task)
 
 	tm_xact_begin();
 	ext_owner = tm_catalog_owner();
-	roleid = tm_our_role(task->owner, task->tenant, true);
+	roleid = tm_our_role(t, true);
 	if (OidIsValid(task->database_oid))
 		dbname = get_database_name(task->database_oid);
 	if (dbname)
@@ -162,7 +178,7 @@ tm_exec_drop_database(TmExecTask *task)
 		else
 			dboid = InvalidOid;
 	}
-	if (OidIsValid(dboid) && !tm_database_is_ours(dboid, task->tenant, roleid))
+	if (OidIsValid(dboid) && !tm_database_is_ours(dboid, t, roleid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("database \"%s\" was not created by tenant_mgr", dbname),
@@ -176,27 +192,18 @@ tm_exec_drop_database(TmExecTask *task)
 
 	tm_xact_begin();
 	/* the roles go only when nothing depends on them any more */
-	if (OidIsValid(tm_our_role(task->owner, task->tenant, true)))
+	if (OidIsValid(tm_our_role(t, true)))
 	{
-		tm_login_role_drop(task->owner, task->tenant);
-		tm_owner_role_drop(task->owner, task->tenant);
+		/* the job names the detached database; roles follow the owner */
+		TmTenant	named = *t;
+
+		named.object_name = t->owner;
+		tm_login_role_drop(&named);
+		tm_owner_role_drop(t);
 	}
 	if (task->intent_id != 0)
 		tm_intent_delete(task->intent_id);
 	tm_xact_commit();
-}
-
-/* The tenant this executor works on, as migrate.c wants it. */
-static TmTenant *
-tm_task_tenant(TmExecTask *task)
-{
-	TmTenant   *t = tm_tenant_make(task->tenant, TM_DATABASE,
-								   task->object_name, task->owner);
-
-	t->object_oid = MyDatabaseId;
-	t->state = TM_READY;
-	t->version = task->version;
-	return t;
 }
 
 /*

@@ -43,7 +43,7 @@
 /* The job being run, so that an error can be recorded against it. */
 static int64 tm_current_job = 0;
 
-static void tm_run_create_schema(TmJob *job);
+static void tm_run_create_schema(TmJob *job, TmTenant *t);
 /* What one look at the queue found. */
 typedef enum TmQueueLook
 {
@@ -81,11 +81,9 @@ tm_launcher_register_worker(void)
  * second; any other failure is the job's.
  */
 static void
-tm_run_create_schema(TmJob *job)
+tm_run_create_schema(TmJob *job, TmTenant *t)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	TmTenant   *t = tm_tenant_make(job->tenant, TM_SCHEMA, job->object_name,
-								   job->owner);
 
 	PG_TRY();
 	{
@@ -145,16 +143,26 @@ tm_job_allowed(TmJob *job)
 	return false;
 }
 
-/* The isolation of a queued create's tenant, as its catalog row says. */
-static TmIsolation
-tm_job_isolation(TmJob *job)
+/*
+ * The tenant a queued create builds: its isolation and id as its catalog
+ * row says (a database tenant if the row is gone), object and owner as the
+ * job says.
+ */
+static TmTenant *
+tm_job_tenant(TmJob *job)
 {
+	TmTenant   *row;
 	TmTenant   *t;
 
 	tm_xact_begin();
-	t = tm_tenant_fetch(job->tenant, true);
+	row = tm_tenant_fetch(job->tenant, true);
 	tm_xact_commit();
-	return t && t->isolation == TM_SCHEMA ? TM_SCHEMA : TM_DATABASE;
+	t = tm_tenant_make(job->tenant, row ? row->isolation : TM_DATABASE,
+					   job->object_name, job->owner);
+	if (row)
+		t->id = row->id;
+	t->object_oid = job->database_oid;
+	return t;
 }
 
 /* Claims the oldest runnable job and runs it. */
@@ -175,18 +183,14 @@ tm_run_next_job(void)
 	/* the requester's rights are checked again now */
 	if (tm_job_allowed(&job))
 	{
+		TmTenant   *t = job.action == TM_JOB_CREATE ? tm_job_tenant(&job) : NULL;
+
 		if (job.action == TM_JOB_DROP)
 			tm_dbtenant_remove(&job);
-		else if (tm_job_isolation(&job) == TM_SCHEMA)
-			tm_run_create_schema(&job);
+		else if (t->isolation == TM_SCHEMA)
+			tm_run_create_schema(&job, t);
 		else
-		{
-			TmTenant   *t = tm_tenant_make(job.tenant, TM_DATABASE,
-										   job.object_name, job.owner);
-
-			t->object_oid = job.database_oid;
 			tm_dbtenant_build(t, NULL, &job, job.started);
-		}
 	}
 
 	tm_current_job = 0;

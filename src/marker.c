@@ -4,15 +4,20 @@
  *		What makes an object tenant_mgr's: every "is this ours?" rule, and
  *		putting the marks on.
  *
- * A schema is a tenant's when it carries tenant_mgr's ledger table and
- * either has the OID recorded in the catalog at creation, or carries the
- * mark tenant_mgr put on it as a comment, "tenant_mgr tenant <name>" (a
- * dump and restore, or pg_upgrade, gives the schema a new OID but keeps the
- * comment and the ledger).  A database tenant's database and owner role
- * carry the same mark (in pg_shdescription, as they are shared objects); a
- * login role carries "tenant_mgr login <name>".  An object with the right
- * name and no such marks is someone else's, and is never migrated, renamed,
- * dropped or adopted.
+ * An object is a tenant's only if it carries tenant_mgr's security label
+ * (provider "tenant_mgr"), "tenant <name> <id>" on its schema, database and
+ * owner role and "login <name> <id>" on its login role, where the id is the
+ * random tenant id of its catalog row.  The library registers the provider,
+ * which refuses every label but a superuser's: tenant_mgr sets its labels
+ * directly, and pg_dump, pg_restore and pg_upgrade (run as superusers)
+ * carry them over, while OIDs change.  So a tenant's own roles can neither
+ * forge, move nor remove a label, as they could a comment or their ledger.
+ * Recorded OIDs are a fast path, always checked against the label.  A
+ * schema must also still hold its ledger to be used as a tenant.
+ *
+ * The comment "tenant_mgr tenant <name>" (or "tenant_mgr login <name>")
+ * stays on every object for people reading \dn+ or \l+; nothing relies on
+ * it.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,14 +26,15 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
-#include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_namespace.h"
-#include "catalog/pg_shdescription.h"
-#include "commands/comment.h"
+#include "catalog/pg_seclabel.h"
+#include "catalog/pg_shseclabel.h"
 #include "commands/dbcommands.h"
+#include "commands/seclabel.h"
+#include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -37,160 +43,242 @@
 
 #include "tenant_mgr.h"
 
-/* The mark of a tenant's schema, database and owner role. */
-char *
-tm_tenant_mark(const char *tenant)
+#define TM_LABEL_PROVIDER "tenant_mgr"
+
+/*
+ * The label provider's check: only superusers may set or remove a label of
+ * provider tenant_mgr by SQL (restores do; tenant_mgr itself sets labels
+ * without SQL), and only a well-formed one.
+ */
+static void
+tm_label_check(const ObjectAddress *object pg_attribute_unused(),
+			   const char *seclabel)
 {
-	return psprintf(TM_MARK_PREFIX "%s", tenant);
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to set a security label of provider \"%s\"",
+						TM_LABEL_PROVIDER),
+				 errdetail("These labels say which tenant an object belongs to; only tenant_mgr sets them.")));
+	if (seclabel != NULL &&
+		strncmp(seclabel, "tenant ", 7) != 0 && strncmp(seclabel, "login ", 6) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid security label \"%s\" for provider \"%s\"",
+						seclabel, TM_LABEL_PROVIDER),
+				 errhint("Labels read \"tenant <name> <id>\" or \"login <name> <id>\".")));
 }
 
-/* The mark of a tenant's application login role. */
-char *
-tm_login_mark(const char *tenant)
+/* Registers the label provider; called from _PG_init. */
+void
+tm_marker_init(void)
 {
-	return psprintf("tenant_mgr login %s", tenant);
+	register_label_provider(TM_LABEL_PROVIDER, tm_label_check);
+}
+
+/* The label of a tenant's objects, or of its login role. */
+static char *
+tm_label(const char *tenant, const char *id, bool login)
+{
+	return psprintf("%s %s %s", login ? "login" : "tenant", tenant, id);
+}
+
+/* The comment of a tenant's objects, or of its login role, for people. */
+static char *
+tm_comment(const char *tenant, bool login)
+{
+	return psprintf("tenant_mgr %s %s", login ? "login" : "tenant", tenant);
 }
 
 /*
- * Returns the comment on a shared object (a database or a role), or NULL.
- * GetComment() reads only pg_description.
+ * True if label is the label of tenant (with id, or any id when id is NULL:
+ * an intent of an earlier version did not record one).
  */
-static char *
-tm_shared_comment(Oid objoid, Oid classoid)
+static bool
+tm_label_matches(const char *label, const char *tenant, const char *id,
+				 bool login)
 {
-	Relation	rel;
-	ScanKeyData key[2];
-	SysScanDesc scan;
+	char	   *prefix;
+
+	if (label == NULL)
+		return false;
+	if (id)
+		return strcmp(label, tm_label(tenant, id, login)) == 0;
+	prefix = psprintf("%s %s ", login ? "login" : "tenant", tenant);
+	return strncmp(label, prefix, strlen(prefix)) == 0 &&
+		strchr(label + strlen(prefix), ' ') == NULL;
+}
+
+/* True if object (classid, objid) carries the label of tenant. */
+static bool
+tm_labeled(Oid classid, Oid objid, const char *tenant, const char *id,
+		   bool login)
+{
+	ObjectAddress addr;
+
+	addr.classId = classid;
+	addr.objectId = objid;
+	addr.objectSubId = 0;
+	return tm_label_matches(GetSecurityLabel(&addr, TM_LABEL_PROVIDER),
+							tenant, id, login);
+}
+
+/*
+ * Finds the object of class classid carrying the label of tenant t, by a
+ * scan of pg_seclabel or pg_shseclabel (they have no index on the label):
+ * the slow path, after a restore or an upgrade changed its OID.
+ */
+static Oid
+tm_find_labeled(Oid classid, const TmTenant *t)
+{
+	bool		shared = (classid != NamespaceRelationId);
+	Relation	rel = table_open(shared ? SharedSecLabelRelationId : SecLabelRelationId,
+								 AccessShareLock);
+	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	char	   *label = tm_label(t->name, t->id, false);
 	HeapTuple	tup;
-	char	   *comment = NULL;
+	Oid			found = InvalidOid;
 
-	rel = table_open(SharedDescriptionRelationId, AccessShareLock);
-	ScanKeyInit(&key[0], Anum_pg_shdescription_objoid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(objoid));
-	ScanKeyInit(&key[1], Anum_pg_shdescription_classoid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(classoid));
-	scan = systable_beginscan(rel, SharedDescriptionObjIndexId, true, NULL, 2, key);
-	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
+		TupleDesc	desc = RelationGetDescr(rel);
 		bool		isnull;
-		Datum		d = heap_getattr(tup, Anum_pg_shdescription_description,
-									 RelationGetDescr(rel), &isnull);
+		Oid			objclass;
+		Oid			objoid;
+		char	   *provider;
+		char	   *objlabel;
 
-		if (!isnull)
-			comment = TextDatumGetCString(d);
+		objoid = DatumGetObjectId(heap_getattr(tup, shared ? Anum_pg_shseclabel_objoid : Anum_pg_seclabel_objoid,
+											   desc, &isnull));
+		objclass = DatumGetObjectId(heap_getattr(tup, shared ? Anum_pg_shseclabel_classoid : Anum_pg_seclabel_classoid,
+												 desc, &isnull));
+		if (objclass != classid)
+			continue;
+		provider = TextDatumGetCString(heap_getattr(tup, shared ? Anum_pg_shseclabel_provider : Anum_pg_seclabel_provider,
+													desc, &isnull));
+		objlabel = TextDatumGetCString(heap_getattr(tup, shared ? Anum_pg_shseclabel_label : Anum_pg_seclabel_label,
+													desc, &isnull));
+		if (strcmp(provider, TM_LABEL_PROVIDER) == 0 && strcmp(objlabel, label) == 0)
+		{
+			found = objoid;
+			break;
+		}
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	return comment;
-}
-
-/* True if the shared object carries mark. */
-static bool
-tm_shared_marked(Oid objoid, Oid classoid, const char *mark)
-{
-	char	   *comment = tm_shared_comment(objoid, classoid);
-
-	return comment != NULL && strcmp(comment, mark) == 0;
+	return found;
 }
 
 /*
  * Returns the OID of the tenant's schema, or InvalidOid when there is no
- * schema that tenant_mgr created for it.
+ * schema that tenant_mgr created for it (its label) still holding its
+ * ledger.
  */
 Oid
 tm_schema_find(const TmTenant *t)
 {
-	Oid			nspoid;
-	char	   *comment;
+	Oid			nspoid = InvalidOid;
 
-	/* the schema created, possibly renamed since */
 	if (get_namespace_name(t->object_oid) != NULL &&
-		OidIsValid(get_relname_relid(TM_LEDGER_NAME, t->object_oid)))
-		return t->object_oid;
-
-	/* the same schema after a dump and restore */
-	nspoid = get_namespace_oid(t->object_name, true);
+		tm_labeled(NamespaceRelationId, t->object_oid, t->name, t->id, false))
+		nspoid = t->object_oid;
+	else
+		nspoid = tm_find_labeled(NamespaceRelationId, t);
 	if (!OidIsValid(nspoid) ||
 		!OidIsValid(get_relname_relid(TM_LEDGER_NAME, nspoid)))
-		return InvalidOid;
-	comment = GetComment(nspoid, NamespaceRelationId, 0);
-	if (comment == NULL || strcmp(comment, tm_tenant_mark(t->name)) != 0)
 		return InvalidOid;
 	return nspoid;
 }
 
 /*
  * Returns the OID of the tenant's database, or InvalidOid when there is no
- * database that tenant_mgr created for it: the OID recorded at creation, or
- * (after a dump and restore) the database of that name with the tenant's
- * mark.
+ * database that tenant_mgr created for it (its label).
  */
 Oid
 tm_database_find(const TmTenant *t)
 {
-	Oid			dboid;
-
-	if (OidIsValid(t->object_oid) && get_database_name(t->object_oid) != NULL)
+	if (OidIsValid(t->object_oid) && get_database_name(t->object_oid) != NULL &&
+		tm_labeled(DatabaseRelationId, t->object_oid, t->name, t->id, false))
 		return t->object_oid;
-	dboid = get_database_oid(t->object_name, true);
-	if (!OidIsValid(dboid) ||
-		!tm_shared_marked(dboid, DatabaseRelationId, tm_tenant_mark(t->name)))
-		return InvalidOid;
-	return dboid;
+	return tm_find_labeled(DatabaseRelationId, t);
 }
 
 /*
- * True if database dboid is tenant's: it carries the tenant's mark, or is
- * owned by roleid, the tenant's own owner role (a database an interrupted
- * creation left before marking it).
+ * True if database dboid is t's: it carries t's label, or is owned by
+ * roleid, t's own owner role (a database an interrupted creation left
+ * before labelling it).
  */
 bool
-tm_database_is_ours(Oid dboid, const char *tenant, Oid roleid)
+tm_database_is_ours(Oid dboid, const TmTenant *t, Oid roleid)
 {
-	return tm_shared_marked(dboid, DatabaseRelationId, tm_tenant_mark(tenant)) ||
+	return tm_labeled(DatabaseRelationId, dboid, t->name, t->id, false) ||
 		(OidIsValid(roleid) && pg_database_ownercheck(dboid, roleid));
 }
 
-/* True if role exists and carries mark. */
+/* True if role exists and is t's owner role (login: its login role). */
 bool
-tm_role_marked(const char *role, const char *mark)
+tm_role_is_ours(const char *role, const TmTenant *t, bool login)
 {
 	Oid			roleid = get_role_oid(role, true);
 
 	return OidIsValid(roleid) &&
-		tm_shared_marked(roleid, AuthIdRelationId, mark);
+		tm_labeled(AuthIdRelationId, roleid, t->name, t->id, login);
 }
 
-/* True if role is an owner role tenant_mgr created for tenant. */
-bool
-tm_role_is_ours(const char *role, const char *tenant)
+/* The catalog class and OID of object of kind SCHEMA, DATABASE or ROLE. */
+static ObjectAddress
+tm_object_address(const char *kind, const char *object)
 {
-	return tm_role_marked(role, tm_tenant_mark(tenant));
+	ObjectAddress addr;
+
+	addr.objectSubId = 0;
+	if (strcmp(kind, "SCHEMA") == 0)
+	{
+		addr.classId = NamespaceRelationId;
+		addr.objectId = get_namespace_oid(object, false);
+	}
+	else if (strcmp(kind, "DATABASE") == 0)
+	{
+		addr.classId = DatabaseRelationId;
+		addr.objectId = get_database_oid(object, false);
+	}
+	else
+	{
+		addr.classId = AuthIdRelationId;
+		addr.objectId = get_role_oid(object, false);
+	}
+	return addr;
 }
 
 /*
- * Puts mark on object, of kind SCHEMA, DATABASE or ROLE, as the current
- * user (who owns it, or has just created it).
+ * Marks object, of kind SCHEMA, DATABASE or ROLE, as t's (login: as its
+ * login role): the label, set directly, and the comment for people.
  */
 void
-tm_mark(const char *kind, const char *object, const char *mark)
+tm_mark(const char *kind, const char *object, const TmTenant *t, bool login)
 {
-	tm_ddl(psprintf("COMMENT ON %s %s IS %s", kind,
-						quote_identifier(object), quote_literal_cstr(mark)));
+	ObjectAddress addr = tm_object_address(kind, object);
+
+	SetSecurityLabel(&addr, TM_LABEL_PROVIDER, tm_label(t->name, t->id, login));
+	tm_ddl(psprintf("COMMENT ON %s %s IS %s", kind, quote_identifier(object),
+					quote_literal_cstr(tm_comment(t->name, login))));
 }
 
 /*
- * Renames an object of kind SCHEMA, DATABASE or ROLE, and puts mark on it
- * under its new name unless mark is NULL.
+ * Renames an object of kind SCHEMA, DATABASE or ROLE and, unless t is NULL,
+ * marks it under its new name for t (whose name may be new, its id stays).
  */
 void
 tm_rename_object(const char *kind, const char *old_name, const char *new_name,
-				 const char *mark)
+				 const TmTenant *t, bool login)
 {
 	if (strcmp(old_name, new_name) != 0)
 		tm_ddl(psprintf("ALTER %s %s RENAME TO %s", kind,
-							quote_identifier(old_name),
-							quote_identifier(new_name)));
-	if (mark)
-		tm_mark(kind, new_name, mark);
+						quote_identifier(old_name),
+						quote_identifier(new_name)));
+	if (t)
+	{
+		CommandCounterIncrement();
+		tm_mark(kind, new_name, t, login);
+	}
 }

@@ -309,9 +309,9 @@ tm_intent_pending(const char *object_name)
 int64
 tm_intent_record(const TmExecTask *task)
 {
-	Oid			types[6] = {TEXTOID, NAMEOID, NAMEOID, NAMEOID, TEXTOID, INT8OID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[7] = {TEXTOID, NAMEOID, NAMEOID, NAMEOID, TEXTOID, INT8OID, TEXTOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	if (task->job_id != 0)
 	{
@@ -331,10 +331,13 @@ tm_intent_record(const TmExecTask *task)
 		nulls[4] = 'n';
 	if (task->job_id == 0)
 		nulls[5] = 'n';
+	values[6] = CStringGetTextDatum(task->tenant_id);
+	if (task->tenant_id[0] == '\0')
+		nulls[6] = 'n';
 	tm_catalog_exec("INSERT INTO tenant_mgr.intent"
-					" (tenant, object_name, owner, requested_by, xid, job_id)"
-					" VALUES ($1, $2, $3, $4, $5::xid8, $6) RETURNING id",
-					6, types, values, nulls, SPI_OK_INSERT_RETURNING);
+					" (tenant, object_name, owner, requested_by, xid, job_id, tenant_id)"
+					" VALUES ($1, $2, $3, $4, $5::xid8, $6, $7::uuid) RETURNING id",
+					7, types, values, nulls, SPI_OK_INSERT_RETURNING);
 	return tm_get_int64(0, 1);
 }
 
@@ -395,7 +398,8 @@ tm_intent_orphans(void)
 	uint64		i;
 	MemoryContext old;
 
-	tm_catalog_exec("SELECT i.id, i.tenant, i.object_name, i.owner, i.database_oid"
+	tm_catalog_exec("SELECT i.id, i.tenant, i.object_name, i.owner, i.database_oid,"
+					"       i.tenant_id::pg_catalog.text"
 					"  FROM tenant_mgr.intent i"
 					"  LEFT JOIN tenant_mgr.job j ON j.id = i.job_id"
 					" WHERE (i.xid IS NULL OR pg_catalog.pg_xact_status(i.xid) <> 'in progress')"
@@ -412,6 +416,7 @@ tm_intent_orphans(void)
 		intent->object_name = tm_get_text(i, 3);
 		intent->owner = tm_get_text(i, 4);
 		intent->database_oid = tm_get_oid(i, 5);
+		intent->tenant_id = tm_get_text(i, 6);
 		result = lappend(result, intent);
 	}
 	MemoryContextSwitchTo(old);

@@ -82,7 +82,7 @@ tm_check_role_free(const char *role)
 void
 tm_check_acts_as_owner(const TmTenant *t)
 {
-	if (tm_role_is_ours(t->owner, t->name))
+	if (tm_role_is_ours(t->owner, t, false))
 		return;
 	if (!is_member_of_role(GetUserId(), get_role_oid(t->owner, false)))
 		ereport(ERROR,
@@ -93,16 +93,17 @@ tm_check_acts_as_owner(const TmTenant *t)
 }
 
 /*
- * Returns the OID of a role created by tenant_mgr for tenant, InvalidOid if
- * there is no role of that name; a role of that name that tenant_mgr did
+ * Returns the OID of t's owner role, created by tenant_mgr, or InvalidOid
+ * if there is no role of that name; a role of that name that tenant_mgr did
  * not create is an error unless missing_ok (then InvalidOid too).
  */
 Oid
-tm_our_role(const char *role, const char *tenant, bool missing_ok)
+tm_our_role(const TmTenant *t, bool missing_ok)
 {
+	const char *role = t->owner;
 	Oid			roleid = get_role_oid(role, true);
 
-	if (!OidIsValid(roleid) || tm_role_is_ours(role, tenant))
+	if (!OidIsValid(roleid) || tm_role_is_ours(role, t, false))
 		return roleid;
 	if (missing_ok)
 		return InvalidOid;
@@ -120,11 +121,13 @@ tm_our_role(const char *role, const char *tenant, bool missing_ok)
  * act as it, unless it is a superuser.
  */
 void
-tm_owner_role_create(const char *role, const char *tenant)
+tm_owner_role_create(const TmTenant *t)
 {
+	const char *role = t->owner;
+
 	tm_check_role_free(role);
 	tm_ddl(psprintf("CREATE ROLE %s NOLOGIN", quote_identifier(role)));
-	tm_mark("ROLE", role, tm_tenant_mark(tenant));
+	tm_mark("ROLE", role, t, false);
 	if (!superuser())
 		tm_ddl(psprintf("GRANT %s TO %s", quote_identifier(role),
 						quote_identifier(GetUserNameFromId(GetUserId(), false))));
@@ -138,13 +141,16 @@ char *
 tm_owner_role_rename(const TmTenant *t, const char *object,
 					 const char *new_name)
 {
-	if (!tm_role_is_ours(t->owner, t->name))
+	TmTenant	renamed = *t;
+
+	if (!tm_role_is_ours(t->owner, t, false))
 		return t->owner;
 	if (OidIsValid(get_role_oid(object, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("role \"%s\" already exists", object)));
-	tm_rename_object("ROLE", t->owner, object, tm_tenant_mark(new_name));
+	renamed.name = (char *) new_name;
+	tm_rename_object("ROLE", t->owner, object, &renamed, false);
 	return pstrdup(object);
 }
 
@@ -155,15 +161,16 @@ tm_drop_role_stmt(void *arg)
 }
 
 /*
- * Drops a role that carries mark if nothing depends on it any more;
- * otherwise keeps it with a warning.
+ * Drops role if it is t's owner role (login: its login role) and nothing
+ * depends on it any more; otherwise keeps it with a warning.
  */
 static void
-tm_role_drop_marked(const char *role, const char *mark, const char *tenant)
+tm_role_drop_marked(const char *role, const TmTenant *t, bool login)
 {
+	const char *tenant = t->name;
 	ErrorData  *edata;
 
-	if (!tm_role_marked(role, mark))
+	if (!tm_role_is_ours(role, t, login))
 		return;
 	edata = tm_try(tm_drop_role_stmt, (void *) role);
 	if (edata)
@@ -176,9 +183,9 @@ tm_role_drop_marked(const char *role, const char *mark, const char *tenant)
 
 /* Drops a tenant's owner role if tenant_mgr created it (see above). */
 void
-tm_owner_role_drop(const char *role, const char *tenant)
+tm_owner_role_drop(const TmTenant *t)
 {
-	tm_role_drop_marked(role, tm_tenant_mark(tenant), tenant);
+	tm_role_drop_marked(t->owner, t, false);
 }
 
 /* The name of the login role of the tenant whose object is object_name. */
@@ -201,7 +208,7 @@ tm_login_role_create(const TmTenant *t)
 	char	   *role = tm_login_role_name(t->object_name);
 
 	/* a member of a shared owner would reach every tenant of that owner */
-	if (!tm_role_is_ours(t->owner, t->name))
+	if (!tm_role_is_ours(t->owner, t, false))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("tenant \"%s\" has no owner role of its own", t->name),
@@ -213,7 +220,7 @@ tm_login_role_create(const TmTenant *t)
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("login role name \"%s\" would be too long", role),
 				 errdetail("Role names are limited to %d bytes.", NAMEDATALEN - 1)));
-	if (tm_role_marked(role, tm_login_mark(t->name)))
+	if (tm_role_is_ours(role, t, true))
 		return role;
 	if (OidIsValid(get_role_oid(role, true)))
 		ereport(ERROR,
@@ -221,7 +228,7 @@ tm_login_role_create(const TmTenant *t)
 				 errmsg("role \"%s\" already exists", role),
 				 errdetail("It was not created by tenant_mgr, which never adopts an existing role.")));
 	tm_ddl(psprintf("CREATE ROLE %s LOGIN", quote_identifier(role)));
-	tm_mark("ROLE", role, tm_login_mark(t->name));
+	tm_mark("ROLE", role, t, true);
 	tm_ddl(psprintf("GRANT %s TO %s", quote_identifier(t->owner),
 						quote_identifier(role)));
 	if (t->isolation == TM_DATABASE)
@@ -238,8 +245,9 @@ tm_login_role_rename(const TmTenant *t, const char *object,
 {
 	char	   *old_role = tm_login_role_name(t->object_name);
 	char	   *new_role = tm_login_role_name(object);
+	TmTenant	renamed = *t;
 
-	if (!tm_role_marked(old_role, tm_login_mark(t->name)))
+	if (!tm_role_is_ours(old_role, t, true))
 		return;
 	if (strlen(new_role) > NAMEDATALEN - 1 || OidIsValid(get_role_oid(new_role, true)))
 		ereport(ERROR,
@@ -247,13 +255,13 @@ tm_login_role_rename(const TmTenant *t, const char *object,
 				 errmsg("login role of tenant \"%s\" cannot be renamed to \"%s\"",
 						t->name, new_role),
 				 errdetail("The name is taken or longer than %d bytes.", NAMEDATALEN - 1)));
-	tm_rename_object("ROLE", old_role, new_role, tm_login_mark(new_name));
+	renamed.name = (char *) new_name;
+	tm_rename_object("ROLE", old_role, new_role, &renamed, true);
 }
 
 /* Drops a tenant's login role, if it has one (see above). */
 void
-tm_login_role_drop(const char *object_name, const char *tenant)
+tm_login_role_drop(const TmTenant *t)
 {
-	tm_role_drop_marked(tm_login_role_name(object_name), tm_login_mark(tenant),
-						tenant);
+	tm_role_drop_marked(tm_login_role_name(t->object_name), t, true);
 }

@@ -107,13 +107,13 @@ tm_schematenant_build(TmTenant *t, List *migrations, bool own_role)
 
 	tm_check_schema_free(t->object_name);
 	if (own_role)
-		tm_owner_role_create(t->owner, t->name);
+		tm_owner_role_create(t);
 
 	tm_ddl(psprintf("CREATE SCHEMA %s AUTHORIZATION %s",
 						quote_identifier(t->object_name),
 						quote_identifier(t->owner)));
 	t->object_oid = get_namespace_oid(t->object_name, false);
-	tm_mark("SCHEMA", t->object_name, tm_tenant_mark(t->name));
+	tm_mark("SCHEMA", t->object_name, t, false);
 
 	tm_ledger_create(t);
 	steps = tm_migration_plan(t, migrations, PG_INT64_MAX, &current);
@@ -165,13 +165,15 @@ void
 tm_schematenant_rename(TmTenant *t, const char *object, const char *new_name)
 {
 	Oid			nspoid = tm_schema_existing(t);
+	TmTenant	renamed = *t;
 
 	if (OidIsValid(get_namespace_oid(object, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_SCHEMA),
 				 errmsg("schema \"%s\" already exists", object)));
-	tm_rename_object("SCHEMA", get_namespace_name(nspoid), object,
-					 tm_tenant_mark(new_name));
+	renamed.name = (char *) new_name;
+	tm_rename_object("SCHEMA", get_namespace_name(nspoid), object, &renamed,
+					 false);
 }
 
 /* Moves the schema of t out of the way: tenant_mgr_detached_<oid>. */
@@ -181,7 +183,7 @@ tm_schematenant_detach(TmTenant *t)
 	Oid			nspoid = tm_schematenant_require(t);
 
 	tm_rename_object("SCHEMA", t->schema,
-					 psprintf("tenant_mgr_detached_%u", nspoid), NULL);
+					 psprintf("tenant_mgr_detached_%u", nspoid), NULL, false);
 }
 
 /* Gives a detached schema tenant its schema name back. */
@@ -195,7 +197,7 @@ tm_schematenant_attach(TmTenant *t)
 				(errcode(ERRCODE_DUPLICATE_SCHEMA),
 				 errmsg("schema \"%s\" already exists", t->object_name)));
 	tm_rename_object("SCHEMA", get_namespace_name(nspoid), t->object_name,
-					 NULL);
+					 NULL, false);
 }
 
 /*
@@ -235,8 +237,8 @@ tm_schematenant_drop(TmTenant *t)
 							quote_identifier(get_namespace_name(nspoid))));
 		AtEOXact_GUC(true, save_nestlevel);
 	}
-	tm_login_role_drop(t->object_name, t->name);
-	tm_owner_role_drop(t->owner, t->name);
+	tm_login_role_drop(t);
+	tm_owner_role_drop(t);
 }
 
 /*

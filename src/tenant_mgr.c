@@ -175,6 +175,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("tenant_mgr");
 
 	tm_queue_init();
+	tm_marker_init();
 
 	/* background work only when preloaded; pg_upgrade loads us otherwise */
 	if (process_shared_preload_libraries_in_progress)

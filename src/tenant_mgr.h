@@ -84,6 +84,7 @@ typedef enum TmJobState
 typedef struct TmTenant
 {
 	char	   *name;
+	char	   *id;				/* random tenant id, in its labels */
 	TmIsolation isolation;
 	char	   *object_name;
 	Oid			object_oid;
@@ -143,6 +144,7 @@ typedef struct TmIntent
 {
 	int64		id;
 	char	   *tenant;
+	char	   *tenant_id;		/* NULL for an intent of version 1.0 */
 	char	   *object_name;
 	char	   *owner;
 	Oid			database_oid;	/* InvalidOid until the executor learned it */
@@ -173,6 +175,9 @@ typedef enum TmExecState
 /* Room for the texts of a result; longer ones are cut on a character. */
 #define TM_TEXTS_SIZE (64 * 1024)
 
+/* A tenant id: a UUID in text form, and its terminating zero. */
+#define TM_ID_LEN 37
+
 typedef struct TmExecStep
 {
 	int64		version;
@@ -187,6 +192,7 @@ typedef struct TmExecTask
 	Oid			dboid;			/* database the executor connects to */
 	Oid			requester;		/* role whose privileges the DDL uses */
 	char		tenant[NAMEDATALEN];
+	char		tenant_id[TM_ID_LEN];	/* "" when unknown */
 	char		object_name[NAMEDATALEN];
 	char		owner[NAMEDATALEN];
 	uint64		xid;			/* interactive caller's full xid, or 0 */
@@ -295,28 +301,27 @@ extern bool tm_may(Oid role, const char *function);
 extern void tm_check_may(Oid role, const char *function);
 extern void tm_check_role_free(const char *role);
 extern void tm_check_acts_as_owner(const TmTenant *t);
-extern Oid	tm_our_role(const char *role, const char *tenant, bool missing_ok);
-extern void tm_owner_role_create(const char *role, const char *tenant);
+extern Oid	tm_our_role(const TmTenant *t, bool missing_ok);
+extern void tm_owner_role_create(const TmTenant *t);
 extern char *tm_owner_role_rename(const TmTenant *t, const char *object,
 								  const char *new_name);
-extern void tm_owner_role_drop(const char *role, const char *tenant);
+extern void tm_owner_role_drop(const TmTenant *t);
 extern char *tm_login_role_create(const TmTenant *t);
 extern void tm_login_role_rename(const TmTenant *t, const char *object,
 								 const char *new_name);
-extern void tm_login_role_drop(const char *object_name, const char *tenant);
+extern void tm_login_role_drop(const TmTenant *t);
 
 /* in marker.c */
-#define TM_MARK_PREFIX "tenant_mgr tenant "
-extern char *tm_tenant_mark(const char *tenant);
-extern char *tm_login_mark(const char *tenant);
+extern void tm_marker_init(void);
 extern Oid	tm_schema_find(const TmTenant *t);
 extern Oid	tm_database_find(const TmTenant *t);
-extern bool tm_database_is_ours(Oid dboid, const char *tenant, Oid roleid);
-extern bool tm_role_marked(const char *role, const char *mark);
-extern bool tm_role_is_ours(const char *role, const char *tenant);
-extern void tm_mark(const char *kind, const char *object, const char *mark);
+extern bool tm_database_is_ours(Oid dboid, const TmTenant *t, Oid roleid);
+extern bool tm_role_is_ours(const char *role, const TmTenant *t, bool login);
+extern void tm_mark(const char *kind, const char *object, const TmTenant *t,
+					bool login);
 extern void tm_rename_object(const char *kind, const char *old_name,
-							 const char *new_name, const char *mark);
+							 const char *new_name, const TmTenant *t,
+							 bool login);
 
 /* in names.c */
 extern void tm_check_tenant_name(const char *name);

@@ -245,11 +245,11 @@ verify(PG_FUNCTION_ARGS)
 	/* a database with tenant_mgr's mark that nothing accounts for */
 	queued = tm_queue_databases();
 	tm_catalog_exec("SELECT d.datname::pg_catalog.text, d.oid FROM pg_catalog.pg_database d"
-					"  JOIN pg_catalog.pg_shdescription c"
-					"    ON c.objoid = d.oid AND c.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"
-					" WHERE c.description LIKE '" TM_MARK_PREFIX "%'"
-					"   AND d.oid NOT IN (SELECT object_oid FROM tenant_mgr.tenant)"
-					"   AND d.datname NOT IN (SELECT object_name FROM tenant_mgr.tenant)"
+					"  JOIN pg_catalog.pg_shseclabel l"
+					"    ON l.objoid = d.oid AND l.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"
+					"   AND l.provider = 'tenant_mgr'"
+					" WHERE pg_catalog.split_part(l.label, ' ', 3) NOT IN"
+					"       (SELECT tenant_id::pg_catalog.text FROM tenant_mgr.tenant)"
 					" ORDER BY 1",
 					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
