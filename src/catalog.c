@@ -17,11 +17,13 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "tenant_mgr.h"
@@ -30,8 +32,9 @@
 #define TM_LOCK_FIELD4 0x746d
 
 #define TENANT_COLUMNS \
-	"name, isolation, object_name, object_oid, owner, state, version, last_error," \
-	" tenant_id::pg_catalog.text"
+	"name, isolation, object_name, object_oid, owner, state, version, last_error,"
+#define TENANT_ID_COLUMN " tenant_id::pg_catalog.text"
+#define TENANT_NO_ID_COLUMN " NULL::pg_catalog.text"
 
 static const char *const tm_isolation_names[] = {"schema", "database"};
 static const char *const tm_state_names[] = {"creating", "ready", "failed", "detached"};
@@ -42,9 +45,24 @@ static const char *const tm_event_status_names[] = {"ok", "failed", "skipped"};
 
 /* Statements run often, prepared once per backend. */
 static SPIPlanPtr tm_plan_tenant_fetch = NULL;
+static SPIPlanPtr tm_plan_tenant_fetch_1_0 = NULL;
 static SPIPlanPtr tm_plan_tenant_set_version = NULL;
 static SPIPlanPtr tm_plan_tenant_reserve = NULL;
+static SPIPlanPtr tm_plan_tenant_reserve_1_0 = NULL;
 static SPIPlanPtr tm_plan_event_log = NULL;
+
+/*
+ * True once the catalog has tenant ids (version 1.1).  Until ALTER
+ * EXTENSION tenant_mgr UPDATE, the library works with a 1.0 catalog: its
+ * tenants have no id, and are recognized by the marks 1.0 went by.
+ */
+bool
+tm_catalog_has_ids(void)
+{
+	Oid			relid = get_relname_relid("tenant", get_namespace_oid("tenant_mgr", false));
+
+	return OidIsValid(relid) && get_attnum(relid, "tenant_id") != InvalidAttrNumber;
+}
 
 const char *
 tm_isolation_name(TmIsolation isolation)
@@ -154,9 +172,16 @@ tm_tenant_fetch(const char *name, bool missing_ok)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
 
-	tm_catalog_exec_kept(&tm_plan_tenant_fetch, CURSOR_OPT_CUSTOM_PLAN,
-						 "SELECT " TENANT_COLUMNS " FROM tenant_mgr.tenant WHERE name = $1",
-						 1, types, values, NULL, SPI_OK_SELECT);
+	if (tm_catalog_has_ids())
+		tm_catalog_exec_kept(&tm_plan_tenant_fetch, CURSOR_OPT_CUSTOM_PLAN,
+							 "SELECT " TENANT_COLUMNS TENANT_ID_COLUMN
+							 " FROM tenant_mgr.tenant WHERE name = $1",
+							 1, types, values, NULL, SPI_OK_SELECT);
+	else
+		tm_catalog_exec_kept(&tm_plan_tenant_fetch_1_0, CURSOR_OPT_CUSTOM_PLAN,
+							 "SELECT " TENANT_COLUMNS TENANT_NO_ID_COLUMN
+							 " FROM tenant_mgr.tenant WHERE name = $1",
+							 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
 		if (missing_ok)
@@ -176,7 +201,9 @@ tm_tenant_list(void)
 	uint64		i;
 	MemoryContext old;
 
-	tm_catalog_exec("SELECT " TENANT_COLUMNS " FROM tenant_mgr.tenant ORDER BY name",
+	tm_catalog_exec(tm_catalog_has_ids() ?
+					"SELECT " TENANT_COLUMNS TENANT_ID_COLUMN " FROM tenant_mgr.tenant ORDER BY name" :
+					"SELECT " TENANT_COLUMNS TENANT_NO_ID_COLUMN " FROM tenant_mgr.tenant ORDER BY name",
 					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	old = MemoryContextSwitchTo(tm_result_cxt());
 	for (i = 0; i < SPI_processed; i++)
@@ -214,13 +241,19 @@ tm_tenant_insert(const TmTenant *t, const char *metadata)
 	values[5] = Int64GetDatum(t->version);
 	values[6] = CStringGetTextDatum(metadata);
 	values[7] = CStringGetTextDatum(tm_state_name(t->state));
-	values[8] = CStringGetTextDatum(t->id);
+	values[8] = CStringGetTextDatum(t->id ? t->id : "");
 
-	tm_catalog_exec("INSERT INTO tenant_mgr.tenant"
-					" (name, isolation, object_name, object_oid, owner, version, metadata, state,"
-					" tenant_id)"
-					" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::uuid)",
-					9, types, values, NULL, SPI_OK_INSERT);
+	if (tm_catalog_has_ids())
+		tm_catalog_exec("INSERT INTO tenant_mgr.tenant"
+						" (name, isolation, object_name, object_oid, owner, version, metadata, state,"
+						" tenant_id)"
+						" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::uuid)",
+						9, types, values, NULL, SPI_OK_INSERT);
+	else
+		tm_catalog_exec("INSERT INTO tenant_mgr.tenant"
+						" (name, isolation, object_name, object_oid, owner, version, metadata, state)"
+						" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
+						8, types, values, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -239,14 +272,22 @@ tm_tenant_reserve(const TmTenant *t, const char *metadata)
 	values[2] = tm_name_datum(t->object_name);
 	values[3] = tm_name_datum(t->owner);
 	values[4] = CStringGetTextDatum(metadata);
-	values[5] = CStringGetTextDatum(t->id);
-	tm_catalog_exec_kept(&tm_plan_tenant_reserve, 0,
-						 "INSERT INTO tenant_mgr.tenant"
-						 " (name, isolation, object_name, object_oid, owner, version, metadata, state,"
-						 " tenant_id)"
-						 " VALUES ($1, $2, $3, 0, $4, 0, $5::jsonb, 'creating', $6::uuid)"
-						 " ON CONFLICT DO NOTHING",
-						 6, types, values, NULL, SPI_OK_INSERT);
+	values[5] = CStringGetTextDatum(t->id ? t->id : "");
+	if (tm_catalog_has_ids())
+		tm_catalog_exec_kept(&tm_plan_tenant_reserve, 0,
+							 "INSERT INTO tenant_mgr.tenant"
+							 " (name, isolation, object_name, object_oid, owner, version, metadata, state,"
+							 " tenant_id)"
+							 " VALUES ($1, $2, $3, 0, $4, 0, $5::jsonb, 'creating', $6::uuid)"
+							 " ON CONFLICT DO NOTHING",
+							 6, types, values, NULL, SPI_OK_INSERT);
+	else
+		tm_catalog_exec_kept(&tm_plan_tenant_reserve_1_0, 0,
+							 "INSERT INTO tenant_mgr.tenant"
+							 " (name, isolation, object_name, object_oid, owner, version, metadata, state)"
+							 " VALUES ($1, $2, $3, 0, $4, 0, $5::jsonb, 'creating')"
+							 " ON CONFLICT DO NOTHING",
+							 5, types, values, NULL, SPI_OK_INSERT);
 	return SPI_processed == 1;
 }
 

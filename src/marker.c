@@ -31,7 +31,9 @@
 #include "catalog/pg_database.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_seclabel.h"
+#include "catalog/pg_shdescription.h"
 #include "catalog/pg_shseclabel.h"
+#include "commands/comment.h"
 #include "commands/dbcommands.h"
 #include "commands/seclabel.h"
 #include "miscadmin.h"
@@ -109,18 +111,62 @@ tm_label_matches(const char *label, const char *tenant, const char *id,
 		strchr(label + strlen(prefix), ' ') == NULL;
 }
 
-/* True if object (classid, objid) carries the label of tenant. */
+/*
+ * Returns the comment on a shared object (a database or a role), or NULL.
+ * GetComment() reads only pg_description.
+ */
+static char *
+tm_shared_comment(Oid objoid, Oid classoid)
+{
+	Relation	rel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *comment = NULL;
+
+	rel = table_open(SharedDescriptionRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_shdescription_objoid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(objoid));
+	ScanKeyInit(&key[1], Anum_pg_shdescription_classoid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(classoid));
+	scan = systable_beginscan(rel, SharedDescriptionObjIndexId, true, NULL, 2, key);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_shdescription_description,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			comment = TextDatumGetCString(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return comment;
+}
+
+/*
+ * True if object (classid, objid) carries the label of tenant.  Without an
+ * id (a catalog still at version 1.0, whose tenants have none yet, or an
+ * object whose catalog row is gone), an object without any label of ours
+ * is recognized by the comment version 1.0 went by.
+ */
 static bool
 tm_labeled(Oid classid, Oid objid, const char *tenant, const char *id,
 		   bool login)
 {
 	ObjectAddress addr;
+	char	   *label;
+	char	   *comment;
 
 	addr.classId = classid;
 	addr.objectId = objid;
 	addr.objectSubId = 0;
-	return tm_label_matches(GetSecurityLabel(&addr, TM_LABEL_PROVIDER),
-							tenant, id, login);
+	label = GetSecurityLabel(&addr, TM_LABEL_PROVIDER);
+	if (label != NULL || id != NULL)
+		return tm_label_matches(label, tenant, id, login);
+	comment = classid == NamespaceRelationId ?
+		GetComment(objid, classid, 0) : tm_shared_comment(objid, classid);
+	return comment != NULL && strcmp(comment, tm_comment(tenant, login)) == 0;
 }
 
 /*
@@ -135,7 +181,7 @@ tm_find_labeled(Oid classid, const TmTenant *t)
 	Relation	rel = table_open(shared ? SharedSecLabelRelationId : SecLabelRelationId,
 								 AccessShareLock);
 	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
-	char	   *label = tm_label(t->name, t->id, false);
+	char	   *label = t->id ? tm_label(t->name, t->id, false) : NULL;
 	HeapTuple	tup;
 	Oid			found = InvalidOid;
 
@@ -158,7 +204,9 @@ tm_find_labeled(Oid classid, const TmTenant *t)
 													desc, &isnull));
 		objlabel = TextDatumGetCString(heap_getattr(tup, shared ? Anum_pg_shseclabel_label : Anum_pg_seclabel_label,
 													desc, &isnull));
-		if (strcmp(provider, TM_LABEL_PROVIDER) == 0 && strcmp(objlabel, label) == 0)
+		if (strcmp(provider, TM_LABEL_PROVIDER) == 0 &&
+			(label ? strcmp(objlabel, label) == 0 :
+			 tm_label_matches(objlabel, t->name, NULL, false)))
 		{
 			found = objoid;
 			break;
@@ -166,6 +214,16 @@ tm_find_labeled(Oid classid, const TmTenant *t)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+
+	/* a tenant without an id yet: its object of that name, by 1.0's comment */
+	if (!OidIsValid(found) && t->id == NULL)
+	{
+		Oid			objoid = shared ? get_database_oid(t->object_name, true) :
+			get_namespace_oid(t->object_name, true);
+
+		if (OidIsValid(objoid) && tm_labeled(classid, objoid, t->name, NULL, false))
+			found = objoid;
+	}
 	return found;
 }
 

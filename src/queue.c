@@ -334,10 +334,16 @@ tm_intent_record(const TmExecTask *task)
 	values[6] = CStringGetTextDatum(task->tenant_id);
 	if (task->tenant_id[0] == '\0')
 		nulls[6] = 'n';
-	tm_catalog_exec("INSERT INTO tenant_mgr.intent"
-					" (tenant, object_name, owner, requested_by, xid, job_id, tenant_id)"
-					" VALUES ($1, $2, $3, $4, $5::xid8, $6, $7::uuid) RETURNING id",
-					7, types, values, nulls, SPI_OK_INSERT_RETURNING);
+	if (tm_catalog_has_ids())
+		tm_catalog_exec("INSERT INTO tenant_mgr.intent"
+						" (tenant, object_name, owner, requested_by, xid, job_id, tenant_id)"
+						" VALUES ($1, $2, $3, $4, $5::xid8, $6, $7::uuid) RETURNING id",
+						7, types, values, nulls, SPI_OK_INSERT_RETURNING);
+	else
+		tm_catalog_exec("INSERT INTO tenant_mgr.intent"
+						" (tenant, object_name, owner, requested_by, xid, job_id)"
+						" VALUES ($1, $2, $3, $4, $5::xid8, $6) RETURNING id",
+						6, types, values, nulls, SPI_OK_INSERT_RETURNING);
 	return tm_get_int64(0, 1);
 }
 
@@ -398,13 +404,14 @@ tm_intent_orphans(void)
 	uint64		i;
 	MemoryContext old;
 
-	tm_catalog_exec("SELECT i.id, i.tenant, i.object_name, i.owner, i.database_oid,"
-					"       i.tenant_id::pg_catalog.text"
-					"  FROM tenant_mgr.intent i"
-					"  LEFT JOIN tenant_mgr.job j ON j.id = i.job_id"
-					" WHERE (i.xid IS NULL OR pg_catalog.pg_xact_status(i.xid) <> 'in progress')"
-					"   AND (j.id IS NULL OR j.state NOT IN ('queued', 'running'))"
-					" ORDER BY i.id",
+	tm_catalog_exec(psprintf("SELECT i.id, i.tenant, i.object_name, i.owner, i.database_oid, %s"
+							 "  FROM tenant_mgr.intent i"
+							 "  LEFT JOIN tenant_mgr.job j ON j.id = i.job_id"
+							 " WHERE (i.xid IS NULL OR pg_catalog.pg_xact_status(i.xid) <> 'in progress')"
+							 "   AND (j.id IS NULL OR j.state NOT IN ('queued', 'running'))"
+							 " ORDER BY i.id",
+							 tm_catalog_has_ids() ? "i.tenant_id::pg_catalog.text" :
+							 "NULL::pg_catalog.text"),
 					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	old = MemoryContextSwitchTo(tm_result_cxt());
 	for (i = 0; i < SPI_processed; i++)

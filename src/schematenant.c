@@ -216,7 +216,7 @@ tm_schematenant_drop(TmTenant *t)
 		if (OidIsValid(get_namespace_oid(t->object_name, true)))
 			ereport(NOTICE,
 					(errmsg("schema \"%s\" is left in place", t->object_name),
-					 errdetail("It does not carry tenant_mgr's marks (the ledger table \"%s\" and the OID or comment given at creation); only the catalog row of tenant \"%s\" is removed.",
+					 errdetail("It does not carry tenant_mgr's security label for the tenant, or has lost its ledger table \"%s\"; only the catalog row of tenant \"%s\" is removed.",
 							   TM_LEDGER_NAME, t->name)));
 		else
 			ereport(NOTICE,

@@ -420,6 +420,7 @@ extern void tm_wake_launcher(void);
  */
 
 /* in catalog.c */
+extern bool tm_catalog_has_ids(void);
 extern const char *tm_isolation_name(TmIsolation isolation);
 extern TmIsolation tm_isolation_parse(const char *isolation);
 extern const char *tm_state_name(TmTenantState state);

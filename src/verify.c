@@ -244,13 +244,16 @@ verify(PG_FUNCTION_ARGS)
 
 	/* a database with tenant_mgr's mark that nothing accounts for */
 	queued = tm_queue_databases();
-	tm_catalog_exec("SELECT d.datname::pg_catalog.text, d.oid FROM pg_catalog.pg_database d"
-					"  JOIN pg_catalog.pg_shseclabel l"
-					"    ON l.objoid = d.oid AND l.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"
-					"   AND l.provider = 'tenant_mgr'"
-					" WHERE pg_catalog.split_part(l.label, ' ', 3) NOT IN"
-					"       (SELECT tenant_id::pg_catalog.text FROM tenant_mgr.tenant)"
-					" ORDER BY 1",
+	tm_catalog_exec(psprintf("SELECT d.datname::pg_catalog.text, d.oid FROM pg_catalog.pg_database d"
+							 "  JOIN pg_catalog.pg_shseclabel l"
+							 "    ON l.objoid = d.oid AND l.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"
+							 "   AND l.provider = 'tenant_mgr'"
+							 " WHERE %s NOT IN (SELECT %s FROM tenant_mgr.tenant)"
+							 " ORDER BY 1",
+							 /* by id; before 1.1, by name */
+							 tm_catalog_has_ids() ? "pg_catalog.split_part(l.label, ' ', 3)" :
+							 "pg_catalog.split_part(l.label, ' ', 2)",
+							 tm_catalog_has_ids() ? "tenant_id::pg_catalog.text" : "name"),
 					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 		if (!list_member_oid(queued, tm_get_oid(i, 2)))

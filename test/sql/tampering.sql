@@ -212,14 +212,56 @@ SHOW search_path;
 SELECT tenant_mgr.tenant_use('victim', is_local => true) IS NOT NULL AS own_tenant;
 RESET ROLE;
 
+REVOKE USAGE ON SCHEMA tenant_mgr FROM tenant_victim_login;
+REVOKE EXECUTE ON FUNCTION tenant_mgr.tenant_use(text, boolean) FROM tenant_victim_login;
+
+-- 13. identity is tenant_mgr's security label, which no tenant role can set,
+-- move or remove; a forged comment makes nothing a tenant's
+SELECT n.nspname, l.provider,
+       l.label ~ '^tenant victim [0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AS labelled,
+       split_part(l.label, ' ', 3) = (SELECT tenant_id::text FROM tenant_mgr.tenant WHERE name = 'victim') AS same_id
+  FROM pg_seclabel l JOIN pg_namespace n ON n.oid = l.objoid
+ WHERE l.classoid = 'pg_namespace'::regclass AND n.nspname = 'tenant_victim';
+SELECT r.rolname, split_part(s.label, ' ', 1) AS kind
+  FROM pg_shseclabel s JOIN pg_roles r ON r.oid = s.objoid
+ WHERE s.provider = 'tenant_mgr' AND r.rolname LIKE 'tenant_victim%' ORDER BY 1;
+SET ROLE tenant_victim_login;
+SECURITY LABEL FOR tenant_mgr ON SCHEMA tenant_victim IS NULL;
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+DO $$ BEGIN
+    EXECUTE format('SECURITY LABEL FOR tenant_mgr ON TABLE tenant_victim.accounts IS %L',
+                   (SELECT label FROM pg_seclabels
+                     WHERE objname = 'tenant_victim' AND objtype = 'schema' AND provider = 'tenant_mgr'));
+END $$;
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+RESET ROLE;
+-- the schema is dropped behind tenant_mgr's back and an impostor, with the
+-- old name, the old comment and a ledger, takes its place
+SET client_min_messages = warning;
+DROP SCHEMA tenant_victim CASCADE;
+RESET client_min_messages;
+CREATE SCHEMA tenant_victim;
+COMMENT ON SCHEMA tenant_victim IS 'tenant_mgr tenant victim';
+CREATE TABLE tenant_victim.tenant_mgr_ledger (version bigint PRIMARY KEY, name text NOT NULL,
+    checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
+    applied_by name NOT NULL DEFAULT current_user, duration interval);
+SELECT tenant, problem FROM tenant_mgr.verify();
+SELECT * FROM tenant_mgr.tenant_migrate('victim');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_drop('victim');
+SELECT count(*) AS impostor_kept FROM pg_namespace WHERE nspname = 'tenant_victim';
+SET client_min_messages = warning;
+DROP SCHEMA tenant_victim CASCADE;
+RESET client_min_messages;
+
 -- after all of it: nobody escalated, the catalog agrees with reality
 SELECT * FROM regress_escalated;
 SELECT * FROM tenant_mgr.verify();
 SELECT name, version FROM tenant_mgr.tenants ORDER BY name;
 
 -- clean up
-REVOKE USAGE ON SCHEMA tenant_mgr FROM tenant_victim_login;
-REVOKE EXECUTE ON FUNCTION tenant_mgr.tenant_use(text, boolean) FROM tenant_victim_login;
 SELECT count(*) AS dropped FROM tenant_mgr.tenants t, LATERAL tenant_mgr.tenant_drop(t.name) d;
 DROP VIEW regress_escalated;
 DROP FUNCTION regress_next_migration();

@@ -1,6 +1,7 @@
 # Upgrading from 1.0: the 1.1 library works on a 1.0 catalog, ALTER
 # EXTENSION tenant_mgr UPDATE keeps every tenant (schema and database, with
-# their data) and the work queued before it, every tenant migrates
+# their data) and the work queued before it, labels what 1.0 made with the
+# tenants' new ids, every tenant migrates
 # afterwards, and the updated extension is object for object the same as a
 # fresh CREATE EXTENSION (test/t/extension_objects.sql lists both).
 use strict;
@@ -151,6 +152,14 @@ is(run_sql(q{SELECT tenant_mgr.tenant_wait('qd1', '5 minutes')}), 't',
 is(tenants(),
 	'd1:database:ready:4,q1:schema:ready:4,qd1:database:ready:4,s1:schema:ready:4,s2:schema:ready:4',
 	'every tenant is ready at version 4');
+
+# 1.1 identifies tenants by security label: the update labelled what 1.0 made
+is(run_sql(q{SELECT string_agg(t.name || ':' || l.objtype, ',' ORDER BY t.name, l.objtype)
+	FROM tenant_mgr.tenant t
+	JOIN pg_seclabels l ON l.provider = 'tenant_mgr'
+	 AND l.label = 'tenant ' || t.name || ' ' || t.tenant_id}),
+	'd1:database,d1:role,q1:role,q1:schema,qd1:database,qd1:role,s1:role,s1:schema,s2:role,s2:schema',
+	"every tenant's schema or database and owner role carry its label and id");
 
 run_sql(q{INSERT INTO tenant_q1.accounts (name) VALUES ('q1 customer')});
 $node->safe_psql('tenant_qd1', q{INSERT INTO accounts (name) VALUES ('qd1 customer')});
