@@ -121,6 +121,14 @@ is(tenants(), 'd1:database:ready:4,s1:schema:ready:4,s2:schema:ready:4',
 	'the catalog holds the remaining tenants');
 consistent('on the 1.0 catalog');
 
+# a provisioning trigger set up as 1.0 documented it: its definer held
+# CREATEROLE, and no EXECUTE on tenant_mgr's functions
+run_sql(q{CREATE ROLE regress_prov NOLOGIN CREATEROLE});
+run_sql(q{CREATE ROLE regress_app});
+run_sql(q{CREATE TABLE customers (slug text PRIMARY KEY)});
+run_sql(q{GRANT INSERT ON customers TO regress_app});
+run_sql(q{SELECT tenant_mgr.provisioning_trigger('customers', 'slug', definer => 'regress_prov')});
+
 # data in the tenants
 run_sql(q{INSERT INTO tenant_s1.accounts (name) VALUES ('s1 customer')});
 run_sql(q{INSERT INTO tenant_s2.accounts (name) VALUES ('s2 customer')});
@@ -160,6 +168,18 @@ is(run_sql(q{SELECT string_agg(t.name || ':' || l.objtype, ',' ORDER BY t.name, 
 	 AND l.label = 'tenant ' || t.name || ' ' || t.tenant_id}),
 	'd1:database,d1:role,q1:role,q1:schema,qd1:database,qd1:role,s1:role,s1:schema,s2:role,s2:schema',
 	"every tenant's schema or database and owner role carry its label and id");
+
+# the update gave the trigger's definer what 1.1 asks of it
+is(run_sql(q{SELECT has_function_privilege('regress_prov',
+	'tenant_mgr.tenant_create(text, text, name, jsonb, boolean)', 'EXECUTE')}),
+	't', "the 1.0 provisioning trigger's definer may execute tenant_create");
+$node->safe_psql('app', q{SET ROLE regress_app; INSERT INTO customers VALUES ('viatrigger')});
+is(run_sql(q{SELECT state FROM tenant_mgr.tenants WHERE name = 'viatrigger'}), 'ready',
+	'and the trigger provisions after the update');
+run_sql(q{SELECT tenant_mgr.tenant_drop('viatrigger')});
+# (what the listing below compares has no place for the definer's grants)
+run_sql(q{DROP TABLE customers; DROP FUNCTION customers_provision();
+	REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA tenant_mgr FROM regress_prov});
 
 run_sql(q{INSERT INTO tenant_q1.accounts (name) VALUES ('q1 customer')});
 $node->safe_psql('tenant_qd1', q{INSERT INTO accounts (name) VALUES ('qd1 customer')});
