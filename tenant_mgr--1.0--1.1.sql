@@ -95,29 +95,3 @@ BEGIN
     END LOOP;
 END
 $$;
-
-/*
- * Callers need EXECUTE only: 1.1 creates roles, schemas and databases
- * itself, and a provisioning trigger now requires whoever it runs as to
- * hold EXECUTE on the function that does the same by hand.  The definers of
- * the SECURITY DEFINER wrappers provisioning_trigger() made under 1.0 held
- * CREATEROLE instead; they get EXECUTE on those functions, so that their
- * triggers keep working (their attributes can then be dropped).
- */
-DO $$
-DECLARE
-    definer regrole;
-BEGIN
-    FOR definer IN
-        SELECT DISTINCT p.proowner::regrole
-          FROM pg_catalog.pg_proc p
-         WHERE p.prosecdef AND p.prosrc OPERATOR(pg_catalog.=) 'customers_trigger'
-           AND p.probin OPERATOR(pg_catalog.=) 'MODULE_PATHNAME'
-    LOOP
-        EXECUTE pg_catalog.format(
-            'GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean),'
-            ' tenant_mgr.tenant_drop(text, boolean, boolean), tenant_mgr.tenant_detach(text, boolean, boolean),'
-            ' tenant_mgr.tenant_rename(text, text) TO %s', definer);
-    END LOOP;
-END
-$$;
