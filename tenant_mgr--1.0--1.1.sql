@@ -95,3 +95,17 @@ BEGIN
     END LOOP;
 END
 $$;
+
+/*
+ * Safe behind a connection pooler: tenant_use() now points the search_path
+ * of the current transaction only, unless asked for the session, and
+ * refuses to run outside a transaction block, where it would last for its
+ * own statement only.  A session-wide search_path follows the server
+ * connection, not the client, through a pooler in transaction mode.
+ */
+CREATE OR REPLACE FUNCTION tenant_mgr.tenant_use(name text, is_local boolean DEFAULT true)
+RETURNS text
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_use';
+COMMENT ON FUNCTION tenant_mgr.tenant_use(text, boolean) IS
+    'points the search_path of this transaction (or, with is_local => false, of the session) at a schema tenant';

@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -199,14 +200,17 @@ tenant_login_role(PG_FUNCTION_ARGS)
  * tenant_use(name, is_local) returns text
  *
  * Sets search_path to the tenant's schema followed by the shared schemas,
- * for the session or, with is_local, for the transaction.  Returns the new
- * search_path.
+ * for the transaction (is_local, the default since 1.1) or the session.
+ * Returns the new search_path.  Behind a pooler in transaction mode a
+ * session's search_path stays on the server connection for the next
+ * client, so the transaction is the default, and outside a transaction
+ * block, where it would last only for this statement, it is an error.
  */
 Datum
 tenant_use(PG_FUNCTION_ARGS)
 {
 	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
-	bool		is_local = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	bool		is_local = PG_ARGISNULL(1) || PG_GETARG_BOOL(1);
 	TmTenant   *t;
 	char	   *path;
 
@@ -227,6 +231,11 @@ tenant_use(PG_FUNCTION_ARGS)
 						   GetUserNameFromId(GetUserId(), false), t->schema),
 				 errhint("Use the tenant's login role (tenant_mgr.tenant_login_role), or a member of its owner \"%s\".",
 						 t->owner)));
+	if (is_local && !IsTransactionBlock())
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
+				 errmsg("tenant_use() outside a transaction block would last only for this statement"),
+				 errhint("Call it after BEGIN, so that it holds until COMMIT, or pass is_local => false to set the search_path of the whole session (never behind a pooler in transaction mode).")));
 	path = tm_search_path(t->schema);
 	(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION,
 							 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,

@@ -196,6 +196,20 @@ tm_login_role_name(const char *object_name)
 }
 
 /*
+ * Gives a schema tenant's login role its tenant's search_path (the schema,
+ * then tenant_mgr.shared_schemas), so that a pool of connections per login
+ * role never reaches into another tenant's tables.  schema NULL: a
+ * database tenant's, whose default search_path is its own.
+ */
+static void
+tm_login_search_path(const char *role, const char *schema)
+{
+	if (schema)
+		tm_ddl(psprintf("ALTER ROLE %s SET search_path = %s",
+						quote_identifier(role), tm_search_path(schema)));
+}
+
+/*
  * Creates the LOGIN role an application uses for tenant t: named
  * <object>_login, marked, a member of the owner role (so it has the owner's
  * privileges on the tenant's objects) and, for a database tenant, allowed
@@ -229,6 +243,7 @@ tm_login_role_create(const TmTenant *t)
 				 errdetail("It was not created by tenant_mgr, which never adopts an existing role.")));
 	tm_ddl(psprintf("CREATE ROLE %s LOGIN", quote_identifier(role)));
 	tm_mark("ROLE", role, t, true);
+	tm_login_search_path(role, t->isolation == TM_SCHEMA ? t->object_name : NULL);
 	tm_ddl(psprintf("GRANT %s TO %s", quote_identifier(t->owner),
 						quote_identifier(role)));
 	if (t->isolation == TM_DATABASE)
@@ -257,6 +272,7 @@ tm_login_role_rename(const TmTenant *t, const char *object,
 				 errdetail("The name is taken or longer than %d bytes.", NAMEDATALEN - 1)));
 	renamed.name = (char *) new_name;
 	tm_rename_object("ROLE", old_role, new_role, &renamed, true);
+	tm_login_search_path(new_role, t->isolation == TM_SCHEMA ? object : NULL);
 }
 
 /* Drops a tenant's login role, if it has one (see above). */

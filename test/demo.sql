@@ -235,7 +235,9 @@ SELECT name, isolation, object_name, owner, state, version, latest, pending
 \echo
 \echo '==> 6. Work inside one tenant: tenant_use() points search_path at its schema'
 \echo
-SELECT tenant_mgr.tenant_use('acme');
+-- for this psql session; behind a connection pooler, call it after BEGIN
+-- instead (its default then scopes it to the transaction)
+SELECT tenant_mgr.tenant_use('acme', is_local => false);
 SHOW search_path;
 INSERT INTO accounts (name, plan) VALUES ('ACME Corporation', 'enterprise');
 INSERT INTO users (account_id, email, name)

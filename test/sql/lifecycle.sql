@@ -12,6 +12,8 @@ INSERT INTO tenant_acme.accounts (name) VALUES ('kept while detached');
 -- a login role for the application: LOGIN, a member of the owner role
 SELECT tenant_mgr.tenant_login_role('acme') AS login;
 SELECT tenant_mgr.tenant_login_role('acme') AS same_again;
+-- a pool of its connections sees only its tenant: its search_path is set
+SELECT rolname, rolconfig FROM pg_roles WHERE rolname = 'tenant_acme_login';
 SELECT rolname, rolcanlogin, rolsuper, pg_has_role(oid, 'tenant_acme', 'MEMBER') AS owner_member,
        shobj_description(oid, 'pg_authid') AS comment
   FROM pg_roles WHERE rolname = 'tenant_acme_login';
@@ -35,7 +37,7 @@ SELECT tenant_mgr.tenant_drop('squat');
 
 -- the login role follows a rename
 SELECT name FROM tenant_mgr.tenant_rename('acme', 'acme_co');
-SELECT rolname, shobj_description(oid, 'pg_authid') AS comment
+SELECT rolname, shobj_description(oid, 'pg_authid') AS comment, rolconfig
   FROM pg_roles WHERE rolname LIKE 'tenant_acme%login' ORDER BY 1;
 SELECT name FROM tenant_mgr.tenant_rename('acme_co', 'acme');
 

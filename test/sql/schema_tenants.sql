@@ -82,14 +82,23 @@ SELECT tenant_mgr.tenant_rename('acme_co', NULL);
 SELECT name FROM tenant_mgr.tenant_rename('acme_co', 'acme');
 SELECT * FROM tenant_mgr.verify();
 
--- tenant_use points the search_path at the tenant, then the shared schemas
+-- tenant_use points the search_path at the tenant, then the shared schemas:
+-- by default for the transaction only (safe behind a pooler), so outside a
+-- transaction block it refuses, changing nothing
+SELECT tenant_mgr.tenant_use('acme');
+\echo :LAST_ERROR_SQLSTATE
+SHOW search_path;
+BEGIN;
 SELECT tenant_mgr.tenant_use('acme');
 INSERT INTO accounts (name) VALUES ('first customer');
+COMMIT;
+SHOW search_path;
 SELECT count(*) AS acme_accounts FROM tenant_acme.accounts;
+-- for the whole session only when asked
 SET tenant_mgr.shared_schemas = 'public, "Shared Stuff"';
-SELECT tenant_mgr.tenant_use('acme');
+SELECT tenant_mgr.tenant_use('acme', is_local => false);
 BEGIN;
-SELECT tenant_mgr.tenant_use('owned', is_local => true);
+SELECT tenant_mgr.tenant_use('owned');
 COMMIT;
 SHOW search_path;
 RESET tenant_mgr.shared_schemas;

@@ -209,7 +209,9 @@ SET ROLE tenant_victim_login;
 SELECT tenant_mgr.tenant_use('bystander');
 \echo :LAST_ERROR_SQLSTATE
 SHOW search_path;
-SELECT tenant_mgr.tenant_use('victim', is_local => true) IS NOT NULL AS own_tenant;
+BEGIN;
+SELECT tenant_mgr.tenant_use('victim') IS NOT NULL AS own_tenant;
+COMMIT;
 RESET ROLE;
 
 REVOKE USAGE ON SCHEMA tenant_mgr FROM tenant_victim_login;
