@@ -109,3 +109,19 @@ LANGUAGE C CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'tenant_use';
 COMMENT ON FUNCTION tenant_mgr.tenant_use(text, boolean) IS
     'points the search_path of this transaction (or, with is_local => false, of the session) at a schema tenant';
+
+/*
+ * What an application needs to reach one tenant, and never a secret.
+ */
+CREATE FUNCTION tenant_mgr.tenant_connection(
+    name text,
+    OUT database name,
+    OUT schema name,
+    OUT login_role name,
+    OUT search_path text)
+RETURNS record
+LANGUAGE C STRICT STABLE
+AS 'MODULE_PATHNAME', 'tenant_connection';
+COMMENT ON FUNCTION tenant_mgr.tenant_connection(text) IS
+    'the database, schema, login role (if made) and search_path by which a client reaches a tenant';
+REVOKE ALL ON FUNCTION tenant_mgr.tenant_connection(text) FROM PUBLIC;

@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -32,6 +33,7 @@ PG_FUNCTION_INFO_V1(tenant_rename);
 PG_FUNCTION_INFO_V1(tenant_detach);
 PG_FUNCTION_INFO_V1(tenant_attach);
 PG_FUNCTION_INFO_V1(tenant_login_role);
+PG_FUNCTION_INFO_V1(tenant_connection);
 
 /* Returns text argument argno as a C string; NULL is an error. */
 static char *
@@ -242,4 +244,51 @@ tenant_use(PG_FUNCTION_ARGS)
 							 true, 0, false);
 	tm_spi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(GetConfigOption("search_path", false, false)));
+}
+
+/*
+ * tenant_connection(name) returns (database, schema, login_role, search_path)
+ *
+ * What a client needs to reach a ready tenant: the database to connect to,
+ * the schema its tables are in, the login role tenant_mgr made for it (NULL
+ * if none) and, for a schema tenant, the search_path to use.  Never a
+ * secret: passwords are the DBA's business.
+ */
+Datum
+tenant_connection(PG_FUNCTION_ARGS)
+{
+	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
+	TupleDesc	desc;
+	TmTenant   *t;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	char	   *login;
+	HeapTuple	tup;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tm_spi_connect();
+	t = tm_tenant_fetch(name, false);
+	tm_tenant_require_ready(t);
+	login = tm_login_role_of(t);
+	if (t->isolation == TM_SCHEMA)
+	{
+		(void) tm_schematenant_require(t);
+		values[0] = tm_name_datum(get_database_name(MyDatabaseId));
+		values[1] = tm_name_datum(t->schema);
+		values[3] = CStringGetTextDatum(tm_search_path(t->schema));
+	}
+	else
+	{
+		values[0] = tm_name_datum(get_database_name(tm_dbtenant_require(t)));
+		values[1] = tm_name_datum("public");
+		nulls[3] = true;
+	}
+	if (login)
+		values[2] = tm_name_datum(login);
+	else
+		nulls[2] = true;
+	tm_spi_finish();
+	tup = heap_form_tuple(BlessTupleDesc(desc), values, nulls);
+	PG_RETURN_DATUM(HeapTupleGetDatum(tup));
 }

@@ -253,6 +253,15 @@ tm_login_role_create(const TmTenant *t)
 	return role;
 }
 
+/* The name of t's login role, if tenant_mgr made one, or NULL. */
+char *
+tm_login_role_of(const TmTenant *t)
+{
+	char	   *role = tm_login_role_name(t->object_name);
+
+	return tm_role_is_ours(role, t, true) ? role : NULL;
+}
+
 /* Renames a tenant's login role along with the tenant, if it has one. */
 void
 tm_login_role_rename(const TmTenant *t, const char *object,

@@ -307,6 +307,7 @@ extern char *tm_owner_role_rename(const TmTenant *t, const char *object,
 								  const char *new_name);
 extern void tm_owner_role_drop(const TmTenant *t);
 extern char *tm_login_role_create(const TmTenant *t);
+extern char *tm_login_role_of(const TmTenant *t);
 extern void tm_login_role_rename(const TmTenant *t, const char *object,
 								 const char *new_name);
 extern void tm_login_role_drop(const TmTenant *t);

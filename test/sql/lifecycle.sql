@@ -28,11 +28,17 @@ SELECT has_database_privilege('tenant_bigco_login', 'tenant_bigco', 'CONNECT') A
        has_database_privilege('tenant_acme_login', 'tenant_bigco', 'CONNECT') AS acme_login_connects;
 SELECT tenant_mgr.tenant_login_role('nobody');
 \echo :LAST_ERROR_SQLSTATE
+-- what a client needs to reach a tenant (never a secret)
+SELECT * FROM tenant_mgr.tenant_connection('acme');
+SELECT * FROM tenant_mgr.tenant_connection('bigco');
+SELECT tenant_mgr.tenant_connection('nobody');
+\echo :LAST_ERROR_SQLSTATE
 CREATE ROLE tenant_squat_login;
 SELECT name FROM tenant_mgr.tenant_create('squat');
 SELECT tenant_mgr.tenant_login_role('squat');
 \echo :LAST_ERROR_SQLSTATE
 DROP ROLE tenant_squat_login;
+SELECT login_role IS NULL AS no_login FROM tenant_mgr.tenant_connection('squat');
 SELECT tenant_mgr.tenant_drop('squat');
 
 -- the login role follows a rename
