@@ -417,7 +417,7 @@ SELECT 'fleet:' || string_agg(tenant || ':' || coalesce(version::text, '-') || '
 \echo finished
 });
 ok($node->poll_query_until('postgres', $executor_waits_for->($accounts)),
-	'the migration waits for the application\'s transaction (8)');
+	'the migration is held up by the application\'s transaction (8)');
 my $locker = $node->background_psql($db, on_error_stop => 1, extra_params => [ '-U', $login ]);
 $locker->query_safe('BEGIN');
 $locker->query_safe('LOCK TABLE public.tenant_mgr_ledger');
