@@ -55,7 +55,7 @@ typedef enum TmQueueLook
 static TmQueueLook tm_run_next_job(void);
 static bool tm_job_allowed(TmJob *job);
 static void tm_reconcile_intents(void);
-static void tm_reconcile_at_start(void);
+static bool tm_reconcile_at_start(void);
 static void tm_launcher_recover(MemoryContext loop_cxt);
 
 void
@@ -223,9 +223,10 @@ tm_reconcile_intents(void)
 
 /*
  * After a (re)start: requeue jobs a crash interrupted, and take every
- * database tenant's version from its ledger.
+ * database tenant's version from its ledger.  Returns false when a worker
+ * slot was missing for some tenant: then the next iteration does it again.
  */
-static void
+static bool
 tm_reconcile_at_start(void)
 {
 	List	   *tenants = NIL;
@@ -247,8 +248,9 @@ tm_reconcile_at_start(void)
 	foreach(lc, tenants)
 	{
 		if (!tm_dbtenant_correct_version(lfirst(lc), migrations))
-			break;
+			return false;
 	}
+	return true;
 }
 
 /* True once CREATE EXTENSION tenant_mgr has run in this database. */
@@ -346,10 +348,7 @@ tm_launcher_main(Datum arg pg_attribute_unused())
 			if (tm_extension_exists())
 			{
 				if (!started)
-				{
-					tm_reconcile_at_start();
-					started = true;
-				}
+					started = tm_reconcile_at_start();
 				tm_reconcile_intents();
 				look = tm_run_next_job();
 			}

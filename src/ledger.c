@@ -18,8 +18,9 @@
  *	- it is read and written only as the tenant's owner, inside a
  *	  security-restricted operation, with search_path pinned to pg_catalog,
  *	  and always schema-qualified, so that no temporary table can shadow it;
- *	- reads wait for its lock at most TM_LEDGER_LOCK_TIMEOUT: a tenant that
- *	  keeps its own ledger locked is reported and skipped, never waited for.
+ *	- reads and writes wait for its lock at most TM_LEDGER_LOCK_TIMEOUT: a
+ *	  tenant that keeps its own ledger locked is reported and skipped (its
+ *	  migration rolls back), never waited for.
  *
  *-------------------------------------------------------------------------
  */
@@ -315,7 +316,8 @@ tm_ledger_rows(const TmTenant *t)
 
 /*
  * Records in t's ledger that migration m was applied (up) or reverted, as
- * the tenant's owner, in the transaction of the migration itself.
+ * the tenant's owner, in the transaction of the migration itself; a ledger
+ * locked longer than TM_LEDGER_LOCK_TIMEOUT fails that transaction.
  */
 void
 tm_ledger_write(const TmTenant *t, const TmMigration *m, bool up, double ms)
@@ -331,14 +333,14 @@ tm_ledger_write(const TmTenant *t, const TmMigration *m, bool up, double ms)
 		values[1] = CStringGetTextDatum(m->name);
 		values[2] = CStringGetTextDatum(m->checksum);
 		values[3] = Float8GetDatum(ms);
-		tm_sql_restricted(owner, TM_LEDGER_SEARCH_PATH, NULL,
+		tm_sql_restricted(owner, TM_LEDGER_SEARCH_PATH, TM_LEDGER_LOCK_TIMEOUT,
 						  psprintf("INSERT INTO %s (version, name, checksum, duration)"
 								   " VALUES ($1, $2, $3, $4 * interval '1 millisecond')",
 								   tm_ledger_name(t)),
 						  4, types, values, false);
 	}
 	else
-		tm_sql_restricted(owner, TM_LEDGER_SEARCH_PATH, NULL,
+		tm_sql_restricted(owner, TM_LEDGER_SEARCH_PATH, TM_LEDGER_LOCK_TIMEOUT,
 						  psprintf("DELETE FROM ONLY %s WHERE version = $1",
 								   tm_ledger_name(t)),
 						  1, types, values, false);
