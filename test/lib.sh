@@ -52,6 +52,11 @@ missing_deps() {
 	# the TAP tests' PostgreSQL::Test::Cluster and what it runs on
 	[ -f "$tap_perl/PostgreSQL/Test/Cluster.pm" ] || echo "postgresql-client-$PG_MAJOR"
 	perl -MIPC::Run -e 1 2>/dev/null || echo libipc-run-perl
+	# PgBouncer for TAP 006, which runs its own as the cluster user with its
+	# own ini file and a free port: a system service that the package's
+	# postinst may start (port 6432, /etc/pgbouncer) is neither used nor
+	# stopped
+	[ -x /usr/sbin/pgbouncer ] || echo pgbouncer
 	command -v prove >/dev/null || echo perl
 	# the C compiler PGXS calls, with the C library's headers
 	cc=$(pgxs_var CC gcc)
