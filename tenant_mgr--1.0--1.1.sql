@@ -91,6 +91,10 @@ BEGIN
         LOOP
             EXECUTE pg_catalog.format('SECURITY LABEL FOR tenant_mgr ON ROLE %I IS %L',
                                       obj, pg_catalog.concat('login ', t.name, ' ', t.tenant_id));
+            -- 1.1 gives a schema tenant's login role its tenant's search_path
+            IF t.isolation = 'schema' THEN
+                EXECUTE pg_catalog.format('ALTER ROLE %I SET search_path = %I', obj, t.object_name);
+            END IF;
         END LOOP;
     END LOOP;
 END

@@ -214,7 +214,7 @@ tm_login_search_path(const char *role, const char *schema)
  * <object>_login, marked, a member of the owner role (so it has the owner's
  * privileges on the tenant's objects) and, for a database tenant, allowed
  * to connect.  Returns its name; a role tenant_mgr already made for the
- * tenant is returned as is.
+ * tenant is returned with its search_path set again.
  */
 char *
 tm_login_role_create(const TmTenant *t)
@@ -235,7 +235,11 @@ tm_login_role_create(const TmTenant *t)
 				 errmsg("login role name \"%s\" would be too long", role),
 				 errdetail("Role names are limited to %d bytes.", NAMEDATALEN - 1)));
 	if (tm_role_is_ours(role, t, true))
+	{
+		/* one made before 1.1 gets its search_path now */
+		tm_login_search_path(role, t->isolation == TM_SCHEMA ? t->object_name : NULL);
 		return role;
+	}
 	if (OidIsValid(get_role_oid(role, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
