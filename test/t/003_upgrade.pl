@@ -129,6 +129,10 @@ run_sql(q{CREATE TABLE customers (slug text PRIMARY KEY)});
 run_sql(q{GRANT INSERT ON customers TO regress_app});
 run_sql(q{SELECT tenant_mgr.provisioning_trigger('customers', 'slug', definer => 'regress_prov')});
 
+# a login role as 1.0 made it: labelled by the update, without a search_path
+run_sql(q{SELECT tenant_mgr.tenant_login_role('s1')});
+run_sql(q{ALTER ROLE tenant_s1_login RESET search_path});
+
 # data in the tenants
 run_sql(q{INSERT INTO tenant_s1.accounts (name) VALUES ('s1 customer')});
 run_sql(q{INSERT INTO tenant_s2.accounts (name) VALUES ('s2 customer')});
@@ -168,6 +172,12 @@ is(run_sql(q{SELECT string_agg(t.name || ':' || l.objtype, ',' ORDER BY t.name, 
 	 AND l.label = 'tenant ' || t.name || ' ' || t.tenant_id}),
 	'd1:database,d1:role,q1:role,q1:schema,qd1:database,qd1:role,s1:role,s1:schema,s2:role,s2:schema',
 	"every tenant's schema or database and owner role carry its label and id");
+
+is(run_sql(q{SELECT array_to_string(rolconfig, ',') FROM pg_roles WHERE rolname = 'tenant_s1_login'}),
+	'search_path=tenant_s1', "the update gave 1.0's login role its tenant's search_path");
+is(run_sql(q{SELECT count(*) FROM pg_seclabels WHERE provider = 'tenant_mgr' AND objname = 'tenant_s1_login'
+	AND label = 'login s1 ' || (SELECT tenant_id FROM tenant_mgr.tenant WHERE name = 's1')}),
+	'1', 'and its login label');
 
 # 1.1 asks the trigger's definer for EXECUTE instead of CREATEROLE: until the
 # DBA grants it (the README's upgrade step), the trigger refuses, changing
