@@ -327,6 +327,20 @@ tm_tenant_set_state(const char *name, TmTenantState state)
 					2, types, values, NULL, SPI_OK_UPDATE);
 }
 
+/*
+ * Records the OID a tenant's object has now, found by its label after a
+ * restore or an upgrade changed it: the fast path again for what follows.
+ */
+void
+tm_tenant_set_oid(const char *name, Oid object_oid)
+{
+	Oid			types[2] = {TEXTOID, OIDOID};
+	Datum		values[2] = {CStringGetTextDatum(name), ObjectIdGetDatum(object_oid)};
+
+	tm_catalog_exec("UPDATE tenant_mgr.tenant SET object_oid = $2 WHERE name = $1",
+					2, types, values, NULL, SPI_OK_UPDATE);
+}
+
 /* A queued tenant, still "creating", is built: it becomes "ready". */
 void
 tm_tenant_set_ready(const char *name, Oid object_oid, int64 version)

@@ -240,9 +240,11 @@ tm_dbtenant_migrate_start(const TmTenant *t, List *migrations, int64 target,
 						  bool *launched)
 {
 	TmExecRun  *run;
+	Oid			dboid = tm_dbtenant_require(t);
 
-	run = tm_exec_prepare(TM_EXEC_MIGRATE, tm_dbtenant_require(t), t,
-						  migrations);
+	if (dboid != t->object_oid)
+		tm_tenant_set_oid(t->name, dboid);	/* a stale OID */
+	run = tm_exec_prepare(TM_EXEC_MIGRATE, dboid, t, migrations);
 	run->task->target = target;
 	*launched = tm_exec_launch(run);
 	return run;

@@ -264,23 +264,31 @@ tm_exec_read_ledger(TmExecTask *task)
 		tm_task_set_text(task, &task->problem, problem);
 	else
 	{
-		foreach(lc, tm_ledger_rows(t))
+		List	   *rows = tm_ledger_rows(t);
+		int64		latest = rows ? ((TmLedgerRow *) llast(rows))->version : 0;
+
+		foreach(lc, migrations)
+		{
+			TmMigration *m = lfirst(lc);
+			TmLedgerRow *row = NULL;
+			ListCell   *rc;
+
+			foreach(rc, rows)
+				if (((TmLedgerRow *) lfirst(rc))->version == m->version)
+					row = lfirst(rc);
+			if (row && strcmp(m->checksum, row->checksum) != 0)
+				task->mismatched++;
+			if (!row && m->version < latest)
+				task->missing++;	/* a gap: rows deleted by hand */
+		}
+		foreach(lc, rows)
 		{
 			TmLedgerRow *row = lfirst(lc);
 			ListCell   *mc;
 			bool		found = false;
 
 			foreach(mc, migrations)
-			{
-				TmMigration *m = lfirst(mc);
-
-				if (m->version == row->version)
-				{
-					found = true;
-					if (strcmp(m->checksum, row->checksum) != 0)
-						task->mismatched++;
-				}
-			}
+				found |= ((TmMigration *) lfirst(mc))->version == row->version;
 			if (!found)
 				task->unknown++;
 			task->version = row->version;

@@ -175,10 +175,13 @@ static void
 tm_lock_and_plan(void *arg)
 {
 	TmMigrateState *ms = (TmMigrateState *) arg;
+	Oid			nspoid;
 
 	tm_check_acts_as_owner(ms->tenant);
 	tm_tenant_lock(ms->tenant->name);
-	(void) tm_schematenant_require(ms->tenant);
+	nspoid = tm_schematenant_require(ms->tenant);
+	if (nspoid != ms->tenant->object_oid)
+		tm_tenant_set_oid(ms->tenant->name, nspoid);	/* a stale OID */
 	ms->steps = tm_migration_plan(ms->tenant, ms->report->migrations,
 								  ms->report->target, &ms->current);
 }

@@ -228,6 +228,19 @@ tm_find_labeled(Oid classid, const TmTenant *t)
 }
 
 /*
+ * Returns the OID of the schema carrying the tenant's label, ledger or not,
+ * or InvalidOid.
+ */
+Oid
+tm_schema_find_labelled(const TmTenant *t)
+{
+	if (get_namespace_name(t->object_oid) != NULL &&
+		tm_labeled(NamespaceRelationId, t->object_oid, t->name, t->id, false))
+		return t->object_oid;
+	return tm_find_labeled(NamespaceRelationId, t);
+}
+
+/*
  * Returns the OID of the tenant's schema, or InvalidOid when there is no
  * schema that tenant_mgr created for it (its label) still holding its
  * ledger.
@@ -235,13 +248,8 @@ tm_find_labeled(Oid classid, const TmTenant *t)
 Oid
 tm_schema_find(const TmTenant *t)
 {
-	Oid			nspoid = InvalidOid;
+	Oid			nspoid = tm_schema_find_labelled(t);
 
-	if (get_namespace_name(t->object_oid) != NULL &&
-		tm_labeled(NamespaceRelationId, t->object_oid, t->name, t->id, false))
-		nspoid = t->object_oid;
-	else
-		nspoid = tm_find_labeled(NamespaceRelationId, t);
 	if (!OidIsValid(nspoid) ||
 		!OidIsValid(get_relname_relid(TM_LEDGER_NAME, nspoid)))
 		return InvalidOid;

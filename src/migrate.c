@@ -90,6 +90,32 @@ tm_find_migration(List *migrations, int64 version)
 }
 
 /*
+ * Migrations are applied in version order and reverted from the top, so a
+ * ledger lacks no registered migration below its latest: a gap means rows
+ * were deleted by hand.  Raises an error rather than applying it again.
+ */
+static void
+tm_check_no_gap(const TmTenant *tenant, List *migrations, List *applied)
+{
+	int64		latest = applied ? ((TmMigration *) llast(applied))->version : 0;
+	ListCell   *lc;
+
+	foreach(lc, migrations)
+	{
+		TmMigration *m = lfirst(lc);
+
+		if (m->version < latest && !list_member_ptr(applied, m))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("ledger of tenant \"%s\" lacks migration " INT64_FORMAT ", below its latest " INT64_FORMAT,
+							tenant->name, m->version, latest),
+					 errdetail("Its row was deleted from the ledger; tenant_mgr does not apply the migration again."),
+					 errhint("Put the row back into %s." TM_LEDGER_NAME " if the migration is in effect.",
+							 quote_identifier(tenant->schema))));
+	}
+}
+
+/*
  * Reads the tenant's ledger (ledger.c) and checks it against the registered
  * migrations: returns the applied ones (TmMigration), in version order.
  * An unknown or altered migration is an error.
@@ -123,6 +149,7 @@ tm_ledger_read(const TmTenant *tenant, List *migrations)
 		applied = lappend(applied, m);
 	}
 	MemoryContextSwitchTo(oldcxt);
+	tm_check_no_gap(tenant, migrations, applied);
 	return applied;
 }
 

@@ -115,6 +115,14 @@ tm_require_control_database(void)
 						 tm_control_database)));
 }
 
+/* True in the control database of a server that preloads tenant_mgr. */
+bool
+tm_is_control_database(void)
+{
+	return tm_preloaded() &&
+		strcmp(get_database_name(MyDatabaseId), tm_control_database) == 0;
+}
+
 void
 _PG_init(void)
 {

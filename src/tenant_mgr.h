@@ -222,6 +222,7 @@ typedef struct TmExecTask
 	bool		failing_up;
 	int			unknown;		/* READ_LEDGER: unregistered ledger rows */
 	int			mismatched;		/* READ_LEDGER: rows with other checksums */
+	int			missing;		/* READ_LEDGER: registered, below the latest, absent */
 	bool		no_ledger;		/* READ_LEDGER: there is no ledger */
 	Size		problem;		/* READ_LEDGER: how it was tampered with */
 	int			nsteps;
@@ -315,6 +316,7 @@ extern void tm_login_role_drop(const TmTenant *t);
 /* in marker.c */
 extern void tm_marker_init(void);
 extern Oid	tm_schema_find(const TmTenant *t);
+extern Oid	tm_schema_find_labelled(const TmTenant *t);
 extern Oid	tm_database_find(const TmTenant *t);
 extern bool tm_database_is_ours(Oid dboid, const TmTenant *t, Oid roleid);
 extern bool tm_role_is_ours(const char *role, const TmTenant *t, bool login);
@@ -435,6 +437,7 @@ extern bool tm_tenant_reserve(const TmTenant *t, const char *metadata);
 extern void tm_tenant_set_version(const char *name, int64 version,
 								  const char *last_error);
 extern void tm_tenant_set_state(const char *name, TmTenantState state);
+extern void tm_tenant_set_oid(const char *name, Oid object_oid);
 extern void tm_tenant_set_ready(const char *name, Oid object_oid,
 								int64 version);
 extern void tm_tenant_set_failed(const char *name, const char *message);
@@ -491,5 +494,6 @@ extern int	tm_max_workers;
 extern int	tm_poll_interval;
 extern int	tm_job_timeout;
 extern void tm_require_control_database(void);
+extern bool tm_is_control_database(void);
 
 #endif							/* TENANT_MGR_H */

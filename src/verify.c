@@ -83,6 +83,31 @@ tm_verify_ledger(ReturnSetInfo *rsinfo, const TmTenant *t, List **rows)
 	return true;
 }
 
+/* Reports registered migrations missing from a ledger below its latest. */
+static void
+tm_verify_gaps(ReturnSetInfo *rsinfo, const TmTenant *t, List *migrations,
+			   List *rows)
+{
+	int64		latest = rows ? ((TmLedgerRow *) llast(rows))->version : 0;
+	ListCell   *mc;
+
+	foreach(mc, migrations)
+	{
+		TmMigration *m = lfirst(mc);
+		ListCell   *rc;
+		bool		found = false;
+
+		if (m->version >= latest)
+			continue;
+		foreach(rc, rows)
+			found |= ((TmLedgerRow *) lfirst(rc))->version == m->version;
+		if (!found)
+			tm_report(rsinfo, t->name, "missing_migration",
+					  psprintf("the ledger lacks migration " INT64_FORMAT ", below its latest " INT64_FORMAT,
+							   m->version, latest));
+	}
+}
+
 /* Checks one schema tenant's object and ledger against its catalog row. */
 static void
 tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
@@ -96,10 +121,12 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 
 	if (!OidIsValid(nspoid))
 	{
-		if (get_namespace_name(t->object_oid) != NULL)
+		Oid			labelled = tm_schema_find_labelled(t);
+
+		if (OidIsValid(labelled))
 			tm_report(rsinfo, t->name, "no_ledger",
 					  psprintf("schema \"%s\" has no table \"%s\"",
-							   get_namespace_name(t->object_oid), TM_LEDGER_NAME));
+							   get_namespace_name(labelled), TM_LEDGER_NAME));
 		else if (OidIsValid(get_namespace_oid(t->object_name, true)))
 			tm_report(rsinfo, t->name, "not_ours",
 					  psprintf("schema \"%s\" exists but was not created by tenant_mgr",
@@ -117,6 +144,7 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 
 	if (!tm_verify_ledger(rsinfo, &found, &rows))
 		return;
+	tm_verify_gaps(rsinfo, t, migrations, rows);
 	foreach(lc, rows)
 	{
 		TmLedgerRow *row = lfirst(lc);
@@ -190,6 +218,10 @@ tm_verify_database_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 			tm_report(rsinfo, t->name, "unknown_migration",
 					  psprintf("the ledger records %d migrations that are not registered",
 							   run->task->unknown));
+		if (run->task->missing > 0)
+			tm_report(rsinfo, t->name, "missing_migration",
+					  psprintf("the ledger lacks %d registered migrations below its latest",
+							   run->task->missing));
 		if (run->task->mismatched > 0)
 			tm_report(rsinfo, t->name, "checksum_mismatch",
 					  psprintf("%d migrations were applied with another checksum than the registered one",
@@ -242,24 +274,30 @@ verify(PG_FUNCTION_ARGS)
 				  psprintf("database \"%s\" of an aborted request awaits removal by the launcher",
 						   ((TmIntent *) lfirst(lc))->object_name));
 
-	/* a database with tenant_mgr's mark that nothing accounts for */
-	queued = tm_queue_databases();
-	tm_catalog_exec(psprintf("SELECT d.datname::pg_catalog.text, d.oid FROM pg_catalog.pg_database d"
-							 "  JOIN pg_catalog.pg_shseclabel l"
-							 "    ON l.objoid = d.oid AND l.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"
-							 "   AND l.provider = 'tenant_mgr'"
-							 " WHERE %s NOT IN (SELECT %s FROM tenant_mgr.tenant)"
-							 " ORDER BY 1",
-							 /* by id; before 1.1, by name */
-							 tm_catalog_has_ids() ? "pg_catalog.split_part(l.label, ' ', 3)" :
-							 "pg_catalog.split_part(l.label, ' ', 2)",
-							 tm_catalog_has_ids() ? "tenant_id::pg_catalog.text" : "name"),
-					0, NULL, NULL, NULL, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
-		if (!list_member_oid(queued, tm_get_oid(i, 2)))
-			tm_report(rsinfo, NULL, "orphan",
-					  psprintf("database \"%s\" carries tenant_mgr's mark but belongs to no tenant",
-							   tm_get_text(i, 1)));
+	/*
+	 * a database with tenant_mgr's label that nothing accounts for (database
+	 * tenants are in the control database's catalog only)
+	 */
+	if (tm_is_control_database())
+	{
+		queued = tm_queue_databases();
+		tm_catalog_exec(psprintf("SELECT d.datname::pg_catalog.text, d.oid FROM pg_catalog.pg_database d"
+								 "  JOIN pg_catalog.pg_shseclabel l"
+								 "    ON l.objoid = d.oid AND l.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"
+								 "   AND l.provider = 'tenant_mgr'"
+								 " WHERE %s NOT IN (SELECT %s FROM tenant_mgr.tenant)"
+								 " ORDER BY 1",
+								 /* by id; before 1.1, by name */
+								 tm_catalog_has_ids() ? "pg_catalog.split_part(l.label, ' ', 3)" :
+								 "pg_catalog.split_part(l.label, ' ', 2)",
+								 tm_catalog_has_ids() ? "tenant_id::pg_catalog.text" : "name"),
+						0, NULL, NULL, NULL, SPI_OK_SELECT);
+		for (i = 0; i < SPI_processed; i++)
+			if (!list_member_oid(queued, tm_get_oid(i, 2)))
+				tm_report(rsinfo, NULL, "orphan",
+						  psprintf("database \"%s\" carries tenant_mgr's mark but belongs to no tenant",
+								   tm_get_text(i, 1)));
+	}
 
 	/* a ledger in a schema the catalog does not know: never adopted */
 	tm_catalog_exec("SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_class c"

@@ -6,10 +6,10 @@
 # finds each tenant by its security label, so verify() is empty and
 # tenant_use, tenant_migrate and tenant_drop reach exactly the tenant's own
 # objects.  A tenant's login role can rewrite its comment and its ledger but
-# cannot set or remove a label; the TODO tests are what tenant_mgr does not
-# do yet: refuse a migration whose ledger row the tenant deleted, see a row
-# deleted below the latest, describe a schema that lost its ledger by its
-# own name.
+# cannot set or remove a label; a row deleted below the latest is reported
+# and refused.  The TODO tests are what tenant_mgr does not do yet: refuse a
+# migration whose latest ledger row the tenant deleted (the ledger is the
+# truth, and a catalog ahead of it is also what a rolled-back caller leaves).
 use strict;
 use warnings;
 use Cwd qw(abs_path getcwd);
@@ -411,14 +411,10 @@ $dst->safe_psql('app',
 is($rc, 0, 'the login role deletes the row of migration 2 from its ledger');
 my $problems = $dst->safe_psql('app',
 	q{SELECT string_agg(tenant || ':' || problem, ',' ORDER BY tenant) FROM tenant_mgr.verify()});
-TODO:
-{
-	local $TODO = 'verify() does not see a ledger row deleted below the latest one';
-	like($problems, qr/^s4:/, 'verify() reports s4');
-}
-is( $dst->safe_psql('app',
-		q{SELECT count(*) FROM tenant_mgr.tenant_migrate('s4') WHERE status = 'applied'}),
-	'0', 'tenant_migrate(s4) applies nothing for the missing row 2');
+is($problems, 's4:missing_migration', 'verify() reports the gap in the ledger of s4');
+($rc, $out, $err) = try_sql($dst, 'app', q{SELECT * FROM tenant_mgr.tenant_migrate('s4')});
+like($err, qr/ERROR:  55000: ledger of tenant "s4" lacks migration 2, below its latest/,
+	'tenant_migrate(s4) refuses to apply migration 2 again (55000)');
 
 # the ledger as it was
 $dst->safe_psql('app',
@@ -499,15 +495,11 @@ $problems = $dst->safe_psql('app',
 my $details = $dst->safe_psql('app',
 	q{SELECT string_agg(tenant || ': ' || detail, E'\n' ORDER BY tenant) FROM tenant_mgr.verify()});
 note("verify() on schemas without their ledger:\n$details");
-TODO:
-{
-	local $TODO = 'verify() describes a labelled schema without ledger by the object on its recorded OID';
-	is($problems, 's2:no_ledger,s4:no_ledger', 'verify() reports s2 and s4: no_ledger');
-	is( $details,
-		qq{s2: schema "tenant_s2" has no table "tenant_mgr_ledger"\n}
-		  . qq{s4: schema "tenant_s4" has no table "tenant_mgr_ledger"},
-		'naming their own schemas');
-}
+is($problems, 's2:no_ledger,s4:no_ledger', 'verify() reports s2 and s4: no_ledger');
+is( $details,
+	qq{s2: schema "tenant_s2" has no table "tenant_mgr_ledger"\n}
+	  . qq{s4: schema "tenant_s4" has no table "tenant_mgr_ledger"},
+	'naming their own schemas, found by label');
 ($rc, $out, $err) = try_sql($dst, 'app', q{SELECT tenant_mgr.tenant_use('s4', true)});
 like($err, qr/ERROR:  55000: tenant "s4" has no schema created by tenant_mgr/,
 	'tenant_use(s4) refuses it (55000)');
