@@ -22,6 +22,7 @@
 #include "catalog/pg_authid.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
@@ -37,15 +38,24 @@
 bool
 tm_may(Oid role, const char *function)
 {
-	TmIdentity	saved;
-	Oid			fn;
+	/* the last function looked up, valid for the rest of its transaction */
+	static const char *cached_function = NULL;
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static Oid	cached_oid = InvalidOid;
 
-	/* found as the extension's owner: role needs no USAGE on its schema */
-	tm_become(tm_catalog_owner(), 0, &saved);
-	fn = DatumGetObjectId(DirectFunctionCall1(regprocedurein,
-											  CStringGetDatum(function)));
-	tm_restore(&saved);
-	return pg_proc_aclcheck(fn, role, ACL_EXECUTE) == ACLCHECK_OK;
+	if (function != cached_function || MyProc->lxid != cached_lxid)
+	{
+		TmIdentity	saved;
+
+		/* found as the extension's owner: role needs no USAGE on its schema */
+		tm_become(tm_catalog_owner(), 0, &saved);
+		cached_oid = DatumGetObjectId(DirectFunctionCall1(regprocedurein,
+														  CStringGetDatum(function)));
+		tm_restore(&saved);
+		cached_function = function;
+		cached_lxid = MyProc->lxid;
+	}
+	return pg_proc_aclcheck(cached_oid, role, ACL_EXECUTE) == ACLCHECK_OK;
 }
 
 /* For a trigger firing as role: the error when it may not (see tm_may). */
