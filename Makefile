@@ -27,6 +27,7 @@ OBJS = \
 	src/catalog.o \
 	src/spi.o \
 	src/verify.o \
+	src/history.o \
 	src/tenant_mgr.o
 
 EXTENSION = tenant_mgr

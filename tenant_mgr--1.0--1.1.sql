@@ -129,3 +129,69 @@ AS 'MODULE_PATHNAME', 'tenant_connection';
 COMMENT ON FUNCTION tenant_mgr.tenant_connection(text) IS
     'the database, schema, login role (if made) and search_path by which a client reaches a tenant';
 REVOKE ALL ON FUNCTION tenant_mgr.tenant_connection(text) FROM PUBLIC;
+
+/*
+ * Erasure and retention: a dropped customer's name leaves the history and
+ * the finished jobs, and old history can be pruned (by hand, or by the
+ * launcher under tenant_mgr.history_retention_days).
+ */
+CREATE FUNCTION tenant_mgr.tenant_purge(name text)
+RETURNS bigint
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_purge';
+COMMENT ON FUNCTION tenant_mgr.tenant_purge(text) IS
+    'removes every event and finished job naming a dropped tenant; returns how many rows went';
+
+CREATE FUNCTION tenant_mgr.history_prune(older_than interval)
+RETURNS bigint
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'history_prune';
+COMMENT ON FUNCTION tenant_mgr.history_prune(interval) IS
+    'removes events and finished jobs older than older_than; returns how many rows went';
+
+REVOKE ALL ON FUNCTION tenant_mgr.tenant_purge(text), tenant_mgr.history_prune(interval) FROM PUBLIC;
+
+/*
+ * A provisioning trigger's grant=<role>: the application's role is granted
+ * the owner role of each tenant the trigger creates, also when the launcher
+ * builds it later.
+ */
+ALTER TABLE tenant_mgr.job ADD COLUMN grant_to name;
+
+-- provisioning_trigger(..., grant_to => role): the same trigger, with grant=<role>
+CREATE FUNCTION tenant_mgr.provisioning_trigger(
+    customers regclass,
+    name_column name,
+    isolation text,
+    on_delete text,
+    mode text,
+    definer regrole,
+    grant_to regrole)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fn text;
+BEGIN
+    IF grant_to IS NULL THEN
+        RAISE EXCEPTION 'grant_to of provisioning_trigger must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Leave it out to grant nothing.';
+    END IF;
+    fn := tenant_mgr.provisioning_trigger(customers, name_column, isolation, on_delete,
+                                          mode, definer);
+    EXECUTE format('DROP TRIGGER tenant_mgr_provisioning ON %s', customers);
+    EXECUTE format('CREATE TRIGGER tenant_mgr_provisioning'
+                   ' AFTER INSERT OR UPDATE OF %I OR DELETE ON %s'
+                   ' FOR EACH ROW EXECUTE FUNCTION %s(%L, %L, %L, %L, %L)',
+                   name_column, customers, fn, 'name=' || name_column,
+                   'isolation=' || isolation, 'on_delete=' || on_delete, 'mode=' || mode,
+                   'grant=' || (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = grant_to));
+    RETURN fn;
+END
+$$;
+COMMENT ON FUNCTION tenant_mgr.provisioning_trigger(regclass, name, text, text, text, regrole, regrole) IS
+    'provisioning_trigger, and grant_to is granted the owner role of each tenant the trigger creates';
+REVOKE ALL ON FUNCTION tenant_mgr.provisioning_trigger(regclass, name, text, text, text, regrole, regrole)
+    FROM PUBLIC;

@@ -75,7 +75,7 @@ tenant_create(PG_FUNCTION_ARGS)
 	}
 
 	tm_spi_connect();
-	tm_create(name, isolation, owner, metadata, wait);
+	tm_create(name, isolation, owner, metadata, wait, NULL);
 	result = tm_tenant_row(name);
 	tm_spi_finish();
 	PG_RETURN_DATUM(result);

@@ -507,6 +507,33 @@ tm_event_log(int64 run_id, const char *tenant, TmEventAction action,
 						 9, types, values, nulls, SPI_OK_INSERT);
 }
 
+/*
+ * Deletes events: those of tenant (any age) when tenant is given, else
+ * those older than older_than (an interval Datum).  Returns how many.
+ */
+int64
+tm_events_prune(const char *tenant, Datum older_than)
+{
+	Oid			types[1];
+	Datum		values[1];
+
+	if (tenant)
+	{
+		types[0] = TEXTOID;
+		values[0] = CStringGetTextDatum(tenant);
+		tm_catalog_exec("DELETE FROM tenant_mgr.event WHERE tenant = $1",
+						1, types, values, NULL, SPI_OK_DELETE);
+	}
+	else
+	{
+		types[0] = INTERVALOID;
+		values[0] = older_than;
+		tm_catalog_exec("DELETE FROM tenant_mgr.event WHERE at < pg_catalog.now() - $1",
+						1, types, values, NULL, SPI_OK_DELETE);
+	}
+	return (int64) SPI_processed;
+}
+
 /* Logs each of steps (TmStep) that succeeded, in order. */
 void
 tm_event_log_steps(int64 run_id, const char *tenant, List *steps)

@@ -174,6 +174,7 @@ tm_dbtenant_record(TmTenant *t, const char *metadata, TmJob *job,
 		tm_tenant_insert(t, metadata);
 		tm_intent_delete(intent);
 	}
+	tm_owner_role_grant(t);
 	run_id = tm_run_id();
 	tm_event_log_steps(run_id, t->name, steps);
 	if (job)
@@ -312,7 +313,7 @@ tm_dbtenant_drop(TmTenant *t, bool force)
 	}
 	name = psprintf("tenant_mgr_drop_%u", dboid);
 	tm_dbtenant_set_aside(t, dboid, name, force);
-	tm_job_queue(t->name, TM_JOB_DROP, name, dboid, t->owner, true, force);
+	tm_job_queue(t->name, TM_JOB_DROP, name, dboid, t->owner, true, force, NULL);
 }
 
 /*

@@ -162,6 +162,7 @@ tm_job_tenant(TmJob *job)
 	if (row)
 		t->id = row->id;
 	t->object_oid = job->database_oid;
+	t->grantee = job->grantee;
 	return t;
 }
 
@@ -350,6 +351,7 @@ tm_launcher_main(Datum arg pg_attribute_unused())
 				if (!started)
 					started = tm_reconcile_at_start();
 				tm_reconcile_intents();
+				tm_history_prune_due();
 				look = tm_run_next_job();
 			}
 			else

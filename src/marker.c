@@ -47,6 +47,8 @@
 
 #define TM_LABEL_PROVIDER "tenant_mgr"
 
+static Oid	tm_find_labeled_as(Oid classid, const TmTenant *t, bool login);
+
 /*
  * The label provider's check: only superusers may set or remove a label of
  * provider tenant_mgr by SQL (restores do; tenant_mgr itself sets labels
@@ -177,11 +179,18 @@ tm_labeled(Oid classid, Oid objid, const char *tenant, const char *id,
 static Oid
 tm_find_labeled(Oid classid, const TmTenant *t)
 {
+	return tm_find_labeled_as(classid, t, false);
+}
+
+/* The same, for the label of t's objects or (login) of its login role. */
+static Oid
+tm_find_labeled_as(Oid classid, const TmTenant *t, bool login)
+{
 	bool		shared = (classid != NamespaceRelationId);
 	Relation	rel = table_open(shared ? SharedSecLabelRelationId : SecLabelRelationId,
 								 AccessShareLock);
 	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
-	char	   *label = t->id ? tm_label(t->name, t->id, false) : NULL;
+	char	   *label = t->id ? tm_label(t->name, t->id, login) : NULL;
 	HeapTuple	tup;
 	Oid			found = InvalidOid;
 
@@ -206,7 +215,7 @@ tm_find_labeled(Oid classid, const TmTenant *t)
 													desc, &isnull));
 		if (strcmp(provider, TM_LABEL_PROVIDER) == 0 &&
 			(label ? strcmp(objlabel, label) == 0 :
-			 tm_label_matches(objlabel, t->name, NULL, false)))
+			 tm_label_matches(objlabel, t->name, NULL, login)))
 		{
 			found = objoid;
 			break;
@@ -216,7 +225,7 @@ tm_find_labeled(Oid classid, const TmTenant *t)
 	table_close(rel, AccessShareLock);
 
 	/* a tenant without an id yet: its object of that name, by 1.0's comment */
-	if (!OidIsValid(found) && t->id == NULL)
+	if (!OidIsValid(found) && t->id == NULL && classid != AuthIdRelationId)
 	{
 		Oid			objoid = shared ? get_database_oid(t->object_name, true) :
 			get_namespace_oid(t->object_name, true);
@@ -279,6 +288,18 @@ tm_database_is_ours(Oid dboid, const TmTenant *t, Oid roleid)
 {
 	return tm_labeled(DatabaseRelationId, dboid, t->name, t->id, false) ||
 		(OidIsValid(roleid) && pg_database_ownercheck(dboid, roleid));
+}
+
+/*
+ * Returns the name of the role carrying t's login label, or NULL.  A login
+ * role keeps its name when its tenant is renamed, so it is found by label.
+ */
+char *
+tm_login_role_find(const TmTenant *t)
+{
+	Oid			roleid = tm_find_labeled_as(AuthIdRelationId, t, true);
+
+	return OidIsValid(roleid) ? GetUserNameFromId(roleid, false) : NULL;
 }
 
 /* True if role exists and is t's owner role (login: its login role). */

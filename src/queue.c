@@ -50,6 +50,7 @@ static bool tm_queued_in_xact = false;
 static bool tm_intent_in_xact = false;
 
 static SPIPlanPtr tm_plan_job_insert = NULL;
+static SPIPlanPtr tm_plan_job_insert_1_0 = NULL;
 
 static void
 tm_xact_callback(XactEvent event, void *arg pg_attribute_unused())
@@ -100,12 +101,13 @@ tm_wake_at_abort(void)
  */
 void
 tm_job_queue(const char *tenant, TmJobAction action, const char *object_name,
-			 Oid database_oid, const char *owner, bool own_role, bool force)
+			 Oid database_oid, const char *owner, bool own_role, bool force,
+			 const char *grantee)
 {
-	Oid			types[8] = {TEXTOID, TEXTOID, NAMEOID, OIDOID, NAMEOID, BOOLOID,
-	NAMEOID, BOOLOID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[9] = {TEXTOID, TEXTOID, NAMEOID, OIDOID, NAMEOID, BOOLOID,
+	NAMEOID, BOOLOID, NAMEOID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = CStringGetTextDatum(tenant);
 	values[1] = CStringGetTextDatum(tm_job_action_names[action]);
@@ -117,11 +119,30 @@ tm_job_queue(const char *tenant, TmJobAction action, const char *object_name,
 	values[5] = BoolGetDatum(force);
 	values[6] = tm_name_datum(GetUserNameFromId(GetUserId(), false));
 	values[7] = BoolGetDatum(own_role);
-	tm_catalog_exec_kept(&tm_plan_job_insert, 0,
-						 "INSERT INTO tenant_mgr.job"
-						 " (tenant, action, object_name, database_oid, owner, force, requested_by, own_role)"
-						 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-						 8, types, values, nulls, SPI_OK_INSERT);
+	values[8] = tm_name_datum(grantee ? grantee : "");
+	if (grantee == NULL)
+		nulls[8] = 'n';
+	if (tm_catalog_has_ids())
+		tm_catalog_exec_kept(&tm_plan_job_insert, 0,
+							 "INSERT INTO tenant_mgr.job"
+							 " (tenant, action, object_name, database_oid, owner, force, requested_by, own_role,"
+							 " grant_to)"
+							 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+							 9, types, values, nulls, SPI_OK_INSERT);
+	else
+	{
+		/* a 1.0 catalog has no grant_to */
+		if (grantee)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("grant=%s needs the tenant_mgr catalog at version 1.1", grantee),
+					 errhint("Run ALTER EXTENSION tenant_mgr UPDATE.")));
+		tm_catalog_exec_kept(&tm_plan_job_insert_1_0, 0,
+							 "INSERT INTO tenant_mgr.job"
+							 " (tenant, action, object_name, database_oid, owner, force, requested_by, own_role)"
+							 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+							 8, types, values, nulls, SPI_OK_INSERT);
+	}
 	tm_wake_at_commit();
 }
 
@@ -139,7 +160,7 @@ tm_job_queue_create(const TmTenant *t, const char *metadata, bool own_role)
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("tenant \"%s\" already exists", t->name)));
 	tm_job_queue(t->name, TM_JOB_CREATE, t->object_name, InvalidOid, t->owner,
-				 own_role, false);
+				 own_role, false, t->grantee);
 }
 
 /*
@@ -178,15 +199,16 @@ tm_job_claim(TmJob *job)
 	MemoryContext old;
 
 	tm_xact_begin();
-	tm_catalog_exec("UPDATE tenant_mgr.job SET state = 'running', started_at = now(),"
-					"       attempts = attempts + 1"
-					" WHERE id = (SELECT j.id FROM tenant_mgr.job j"
-					"              WHERE j.state = 'queued' AND j.not_before <= now()"
-					"                AND NOT EXISTS (SELECT 1 FROM tenant_mgr.job r"
-					"                                 WHERE r.tenant = j.tenant AND r.state = 'running')"
-					"              ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-					" RETURNING id, tenant, action, object_name, database_oid, owner,"
-					"           requested_by, attempts, own_role",
+	tm_catalog_exec(psprintf("UPDATE tenant_mgr.job SET state = 'running', started_at = now(),"
+							 "       attempts = attempts + 1"
+							 " WHERE id = (SELECT j.id FROM tenant_mgr.job j"
+							 "              WHERE j.state = 'queued' AND j.not_before <= now()"
+							 "                AND NOT EXISTS (SELECT 1 FROM tenant_mgr.job r"
+							 "                                 WHERE r.tenant = j.tenant AND r.state = 'running')"
+							 "              ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+							 " RETURNING id, tenant, action, object_name, database_oid, owner,"
+							 "           requested_by, attempts, own_role, %s",
+							 tm_catalog_has_ids() ? "grant_to" : "NULL::pg_catalog.name"),
 					0, NULL, NULL, NULL, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed == 0)
 	{
@@ -204,6 +226,7 @@ tm_job_claim(TmJob *job)
 	job->requested_by = tm_get_text(0, 7);
 	job->attempts = tm_get_int32(0, 8);
 	job->own_role = tm_get_bool(0, 9);
+	job->grantee = tm_get_text(0, 10);
 	MemoryContextSwitchTo(old);
 	INSTR_TIME_SET_CURRENT(job->started);
 	job->requester = get_role_oid(job->requested_by, true);
@@ -451,6 +474,49 @@ tm_queue_databases(void)
 		result = lappend_oid(result, tm_get_oid(i, 1));
 	MemoryContextSwitchTo(old);
 	return result;
+}
+
+/*
+ * Deletes finished jobs: those of tenant (any age) when tenant is given,
+ * else those finished longer than older_than (an interval Datum) ago.
+ * Queued and running jobs stay.  Returns how many.
+ */
+int64
+tm_jobs_prune(const char *tenant, Datum older_than)
+{
+	Oid			types[1];
+	Datum		values[1];
+
+	if (tenant)
+	{
+		types[0] = TEXTOID;
+		values[0] = CStringGetTextDatum(tenant);
+		tm_catalog_exec("DELETE FROM tenant_mgr.job WHERE tenant = $1"
+						" AND state IN ('done', 'failed')",
+						1, types, values, NULL, SPI_OK_DELETE);
+	}
+	else
+	{
+		types[0] = INTERVALOID;
+		values[0] = older_than;
+		tm_catalog_exec("DELETE FROM tenant_mgr.job WHERE state IN ('done', 'failed')"
+						" AND finished_at < pg_catalog.now() - $1",
+						1, types, values, NULL, SPI_OK_DELETE);
+	}
+	return (int64) SPI_processed;
+}
+
+/* True if a job of tenant is queued or running, or an intent names it. */
+bool
+tm_jobs_pending(const char *tenant)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenant)};
+
+	tm_catalog_exec("SELECT 1 FROM tenant_mgr.job WHERE tenant = $1 AND state IN ('queued', 'running')"
+					" UNION ALL SELECT 1 FROM tenant_mgr.intent WHERE tenant = $1",
+					1, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
 }
 
 /*

@@ -230,6 +230,7 @@ char *
 tm_login_role_create(const TmTenant *t)
 {
 	char	   *role = tm_login_role_name(t->object_name);
+	char	   *existing;
 
 	/* a member of a shared owner would reach every tenant of that owner */
 	if (!tm_role_is_ours(t->owner, t, false))
@@ -244,11 +245,12 @@ tm_login_role_create(const TmTenant *t)
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("login role name \"%s\" would be too long", role),
 				 errdetail("Role names are limited to %d bytes.", NAMEDATALEN - 1)));
-	if (tm_role_is_ours(role, t, true))
+	existing = tm_login_role_of(t);
+	if (existing)
 	{
 		/* one made before 1.1 gets its search_path now */
-		tm_login_search_path(role, t->isolation == TM_SCHEMA ? t->object_name : NULL);
-		return role;
+		tm_login_search_path(existing, t->isolation == TM_SCHEMA ? t->object_name : NULL);
+		return existing;
 	}
 	if (OidIsValid(get_role_oid(role, true)))
 		ereport(ERROR,
@@ -267,40 +269,84 @@ tm_login_role_create(const TmTenant *t)
 	return role;
 }
 
+/*
+ * A role a trigger names with grant=<role> gets each tenant the trigger
+ * creates: it must exist, and may not be a superuser (nothing to grant) or
+ * a tenant's own role.
+ */
+void
+tm_check_grantee(const char *grantee)
+{
+	Oid			roleid = get_role_oid(grantee, false);
+
+	if (superuser_arg(roleid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("grant=%s names a superuser", grantee),
+				 errdetail("A superuser reaches every tenant already; grant= is for the application's role.")));
+}
+
+/*
+ * Grants t's owner role to t->grantee, if there is one: the application
+ * role then uses the tenants it provisions, and no other.  Only a tenant's
+ * own owner role is granted, never a shared one.
+ */
+void
+tm_owner_role_grant(const TmTenant *t)
+{
+	if (t->grantee == NULL)
+		return;
+	if (!tm_role_is_ours(t->owner, t, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("tenant \"%s\" has no owner role of its own to grant to \"%s\"",
+						t->name, t->grantee)));
+	tm_ddl(psprintf("GRANT %s TO %s", quote_identifier(t->owner),
+					quote_identifier(t->grantee)));
+}
+
 /* The name of t's login role, if tenant_mgr made one, or NULL. */
 char *
 tm_login_role_of(const TmTenant *t)
 {
-	char	   *role = tm_login_role_name(t->object_name);
+	char	   *role = tm_login_role_find(t);
 
-	return tm_role_is_ours(role, t, true) ? role : NULL;
+	if (role == NULL && t->id == NULL)
+	{
+		/* before 1.1: the role of the name 1.0 gave it, by its comment */
+		role = tm_login_role_name(t->object_name);
+		if (!tm_role_is_ours(role, t, true))
+			role = NULL;
+	}
+	return role;
 }
 
-/* Renames a tenant's login role along with the tenant, if it has one. */
+/*
+ * A tenant's login role follows a rename of its tenant, if it has one: it
+ * keeps its name (the application's credentials go on working), and gets
+ * the tenant's new name in its label and comment and the new schema in its
+ * search_path.
+ */
 void
 tm_login_role_rename(const TmTenant *t, const char *object,
 					 const char *new_name)
 {
-	char	   *old_role = tm_login_role_name(t->object_name);
-	char	   *new_role = tm_login_role_name(object);
+	char	   *role = tm_login_role_of(t);
 	TmTenant	renamed = *t;
 
-	if (!tm_role_is_ours(old_role, t, true))
+	if (role == NULL)
 		return;
-	if (strlen(new_role) > NAMEDATALEN - 1 || OidIsValid(get_role_oid(new_role, true)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("login role of tenant \"%s\" cannot be renamed to \"%s\"",
-						t->name, new_role),
-				 errdetail("The name is taken or longer than %d bytes.", NAMEDATALEN - 1)));
 	renamed.name = (char *) new_name;
-	tm_rename_object("ROLE", old_role, new_role, &renamed, true);
-	tm_login_search_path(new_role, t->isolation == TM_SCHEMA ? object : NULL);
+	tm_mark("ROLE", role, &renamed, true);
+	tm_login_search_path(role, t->isolation == TM_SCHEMA ? object : NULL);
 }
 
 /* Drops a tenant's login role, if it has one (see above). */
 void
 tm_login_role_drop(const TmTenant *t)
 {
-	tm_role_drop_marked(tm_login_role_name(t->object_name), t, true);
+	char	   *role = tm_login_role_of(t);
+
+	if (role)
+		tm_role_drop_marked(role, t, true);
 }

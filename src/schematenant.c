@@ -87,6 +87,7 @@ tm_schematenant_create(TmTenant *t, const char *metadata, bool own_role,
 		t->state = TM_READY;
 		tm_tenant_insert(t, metadata);
 	}
+	tm_owner_role_grant(t);
 	run_id = tm_run_id();
 	tm_event_log_steps(run_id, t->name, steps);
 	tm_event_log(run_id, t->name, TM_EV_CREATE, 0, TM_EV_OK, NULL,

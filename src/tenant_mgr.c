@@ -32,6 +32,7 @@ char	   *tm_shared_schemas = NULL;
 int			tm_max_workers = 4;
 int			tm_poll_interval = 10;
 int			tm_job_timeout = 600;
+int			tm_history_retention_days = 0;
 
 /*
  * The prefix becomes part of every object name, so it obeys the tenant name
@@ -178,6 +179,15 @@ _PG_init(void)
 							600, 0, 86400,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_mgr.history_retention_days",
+							"Days after which the launcher removes events and finished jobs.",
+							"0 keeps them forever; the launcher prunes at most once an hour.",
+							&tm_history_retention_days,
+							0, 0, 36500,
+							PGC_SIGHUP,
+							0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("tenant_mgr");

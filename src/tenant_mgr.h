@@ -10,7 +10,8 @@
  *	tenant kinds		schematenant.c, dbtenant.c, roles.c, marker.c, names.c
  *	migration engine	registry.c, ledger.c, migrate.c, fleet.c
  *	queue, background	queue.c, launcher.c, dispatch.c, executor.c, shmem.c
- *	catalog, plumbing	catalog.c, spi.c, verify.c, tenant_mgr.c
+ *	catalog, plumbing	catalog.c, spi.c, verify.c, history.c,
+ *						tenant_mgr.c
  *
  *-------------------------------------------------------------------------
  */
@@ -93,6 +94,7 @@ typedef struct TmTenant
 	int64		version;
 	char	   *last_error;
 	const char *schema;			/* where migrations and the ledger go */
+	const char *grantee;		/* creation: a role to grant the owner to */
 } TmTenant;
 
 /* A row of tenant_mgr.migration. */
@@ -133,6 +135,7 @@ typedef struct TmJob
 	char	   *requested_by;
 	Oid			requester;		/* InvalidOid when that role is gone */
 	bool		own_role;
+	char	   *grantee;		/* a role to grant the new owner to, or NULL */
 	int			attempts;
 	instr_time	started;
 	int64		run_id;			/* groups the job's events; 0 until known */
@@ -251,7 +254,8 @@ typedef struct TmIdentity
 
 /* in tenantops.c */
 extern void tm_create(const char *name, const char *isolation,
-					  const char *owner, const char *metadata, bool wait);
+					  const char *owner, const char *metadata, bool wait,
+					  const char *grantee);
 extern bool tm_drop(const char *name, bool if_exists, bool force);
 extern void tm_rename(const char *name, const char *new_name);
 extern bool tm_detach(const char *name, bool if_exists, bool force);
@@ -309,6 +313,8 @@ extern char *tm_owner_role_rename(const TmTenant *t, const char *object,
 extern void tm_owner_role_drop(const TmTenant *t);
 extern char *tm_login_role_create(const TmTenant *t);
 extern char *tm_login_role_of(const TmTenant *t);
+extern void tm_check_grantee(const char *grantee);
+extern void tm_owner_role_grant(const TmTenant *t);
 extern void tm_login_role_rename(const TmTenant *t, const char *object,
 								 const char *new_name);
 extern void tm_login_role_drop(const TmTenant *t);
@@ -320,6 +326,7 @@ extern Oid	tm_schema_find_labelled(const TmTenant *t);
 extern Oid	tm_database_find(const TmTenant *t);
 extern bool tm_database_is_ours(Oid dboid, const TmTenant *t, Oid roleid);
 extern bool tm_role_is_ours(const char *role, const TmTenant *t, bool login);
+extern char *tm_login_role_find(const TmTenant *t);
 extern void tm_mark(const char *kind, const char *object, const TmTenant *t,
 					bool login);
 extern void tm_rename_object(const char *kind, const char *old_name,
@@ -368,7 +375,8 @@ extern void tm_wake_at_commit(void);
 extern void tm_wake_at_abort(void);
 extern void tm_job_queue(const char *tenant, TmJobAction action,
 						 const char *object_name, Oid database_oid,
-						 const char *owner, bool own_role, bool force);
+						 const char *owner, bool own_role, bool force,
+						 const char *grantee);
 extern void tm_job_queue_create(const TmTenant *t, const char *metadata,
 								bool own_role);
 extern bool tm_job_cancel_create(const char *tenant);
@@ -386,6 +394,8 @@ extern void tm_intent_delete_for_job(int64 job_id);
 extern void tm_intents_settle(void);
 extern List *tm_intent_orphans(void);
 extern List *tm_queue_databases(void);
+extern int64 tm_jobs_prune(const char *tenant, Datum older_than);
+extern bool tm_jobs_pending(const char *tenant);
 
 /* in launcher.c */
 extern void tm_launcher_register_worker(void);
@@ -452,6 +462,7 @@ extern void tm_event_log(int64 run_id, const char *tenant,
 						 TmEventAction action, int64 version,
 						 TmEventStatus status, ErrorData *edata, double ms);
 extern void tm_event_log_steps(int64 run_id, const char *tenant, List *steps);
+extern int64 tm_events_prune(const char *tenant, Datum older_than);
 extern void tm_tenant_lock(const char *name);
 
 /* in spi.c */
@@ -486,6 +497,9 @@ extern bool tm_get_bool(uint64 row, int col);
 extern Datum tm_name_datum(const char *s);
 extern double tm_elapsed_ms(instr_time start);
 
+/* in history.c */
+extern void tm_history_prune_due(void);
+
 /* in tenant_mgr.c */
 extern char *tm_control_database;
 extern char *tm_prefix;
@@ -493,6 +507,7 @@ extern char *tm_shared_schemas;
 extern int	tm_max_workers;
 extern int	tm_poll_interval;
 extern int	tm_job_timeout;
+extern int	tm_history_retention_days;
 extern void tm_require_control_database(void);
 extern bool tm_is_control_database(void);
 

@@ -47,14 +47,15 @@ tm_check_no_tenant(const char *name)
 
 /*
  * Creates a tenant (see tenant_create); the catalog row tells the result.
- * With wait false, the tenant is only recorded as "creating" and a job
- * queued: no per-tenant lock is taken, so a bulk INSERT through a trigger
+ * grantee, when given (a trigger's grant=<role>), is granted the new owner
+ * role once the tenant is built.  With wait false, the tenant is only
+ * recorded as "creating" and a job queued: no per-tenant lock is taken, so a bulk INSERT through a trigger
  * stays cheap, and a concurrent creation of the same name waits for the
  * other transaction and then fails.
  */
 void
 tm_create(const char *name, const char *isolation, const char *owner,
-		  const char *metadata, bool wait)
+		  const char *metadata, bool wait, const char *grantee)
 {
 	TmIsolation kind = tm_isolation_parse(isolation);
 	bool		own_role = (owner == NULL);
@@ -73,8 +74,11 @@ tm_create(const char *name, const char *isolation, const char *owner,
 		/* the role must exist and the caller must be able to become it */
 		check_is_member_of_role(GetUserId(), get_role_oid(owner, false));
 
+	if (grantee != NULL)
+		tm_check_grantee(grantee);
 	object = tm_object_name(name);
 	t = tm_tenant_make(name, kind, object, owner ? owner : object);
+	t->grantee = grantee;
 
 	if (!wait && kind == TM_SCHEMA)
 	{

@@ -9,6 +9,8 @@
  *	 name=<column>				the column holding the tenant name (required)
  *	 isolation=schema|database	default schema
  *	 on_delete=drop|detach|keep	default drop; detach keeps the data aside
+ *	 grant=<role>				the application's role: granted the owner
+ *								role of each tenant the trigger creates
  *	 mode=inline|queued			default inline; database tenants are always
  *								queued (a trigger never waits for CREATE
  *								DATABASE, and nothing starts before commit)
@@ -39,6 +41,7 @@ typedef struct TmTriggerConfig
 	const char *isolation;
 	const char *on_delete;
 	bool		queued;
+	const char *grantee;
 } TmTriggerConfig;
 
 static void
@@ -50,6 +53,7 @@ tm_trigger_config(Trigger *trigger, Relation rel, TmTriggerConfig *cfg)
 	cfg->isolation = "schema";
 	cfg->on_delete = "drop";
 	cfg->queued = false;
+	cfg->grantee = NULL;
 
 	for (i = 0; i < trigger->tgnargs; i++)
 	{
@@ -71,6 +75,8 @@ tm_trigger_config(Trigger *trigger, Relation rel, TmTriggerConfig *cfg)
 				 (strcmp(value, "drop") == 0 || strcmp(value, "detach") == 0 ||
 				  strcmp(value, "keep") == 0))
 			cfg->on_delete = value;
+		else if (strcmp(key, "grant") == 0 && *value)
+			cfg->grantee = value;
 		else if (strcmp(key, "mode") == 0 &&
 				 (strcmp(value, "inline") == 0 || strcmp(value, "queued") == 0))
 			cfg->queued = strcmp(value, "queued") == 0;
@@ -83,7 +89,7 @@ invalid:
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid argument \"%s\" of trigger \"%s\" on table \"%s\"",
 						arg, trigger->tgname, RelationGetRelationName(rel)),
-				 errhint("Valid arguments are name=<column>, isolation=schema|database, on_delete=drop|detach|keep and mode=inline|queued.")));
+				 errhint("Valid arguments are name=<column>, isolation=schema|database, on_delete=drop|detach|keep, mode=inline|queued and grant=<role>.")));
 	}
 	if (cfg->column == NULL)
 		ereport(ERROR,
@@ -144,7 +150,7 @@ customers_trigger(PG_FUNCTION_ARGS)
 					 errmsg("tenant name must not be null"),
 					 errdetail("Column \"%s\" of the new row of \"%s\" is null.",
 							   cfg.column, RelationGetRelationName(rel))));
-		tm_create(name, cfg.isolation, NULL, "{}", !cfg.queued);
+		tm_create(name, cfg.isolation, NULL, "{}", !cfg.queued, cfg.grantee);
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
@@ -175,7 +181,7 @@ customers_trigger(PG_FUNCTION_ARGS)
 		if (old_name == NULL && new_name != NULL)
 		{
 			tm_check_may(GetUserId(), TM_FN_CREATE);
-			tm_create(new_name, cfg.isolation, NULL, "{}", !cfg.queued);
+			tm_create(new_name, cfg.isolation, NULL, "{}", !cfg.queued, cfg.grantee);
 		}
 		else if (old_name != NULL && strcmp(old_name, new_name) != 0)
 		{

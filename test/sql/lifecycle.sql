@@ -102,5 +102,24 @@ SELECT rolname FROM pg_roles WHERE rolname LIKE 'tenant\_%' ORDER BY 1;
 SELECT tenant, action, status FROM tenant_mgr.history
  WHERE action IN ('detach', 'attach') ORDER BY id;
 SELECT * FROM tenant_mgr.verify();
+
+-- erasure: once dropped, a customer's name leaves the history and the jobs
+SELECT name FROM tenant_mgr.tenant_create('keeper');
+SELECT tenant_mgr.tenant_purge('keeper');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) > 0 AS gdpr_in_history FROM tenant_mgr.history WHERE tenant = 'gdpr';
+SELECT tenant_mgr.tenant_purge('gdpr') > 0 AS gdpr_purged;
+SELECT tenant_mgr.tenant_purge('bigco') > 0 AS bigco_purged;
+SELECT (SELECT count(*) FROM tenant_mgr.history WHERE tenant IN ('gdpr', 'bigco')) AS purged_events,
+       (SELECT count(*) FROM tenant_mgr.jobs WHERE tenant IN ('gdpr', 'bigco')) AS purged_jobs,
+       (SELECT count(*) > 0 FROM tenant_mgr.history WHERE tenant = 'keeper') AS keeper_kept;
+-- retention: what is older than the given age goes, the rest stays
+SELECT tenant_mgr.history_prune('1 day') AS pruned_old;
+SELECT count(*) > 0 AS recent_history_kept FROM tenant_mgr.history;
+SELECT tenant_mgr.history_prune('-1 day');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_drop('keeper');
+SELECT tenant_mgr.history_prune('0') > 0 AS pruned_all;
+SELECT count(*) AS history_left FROM tenant_mgr.history;
 DROP TABLE customers;
 DROP EXTENSION tenant_mgr;

@@ -146,6 +146,40 @@ SET ROLE regress_app;
 DELETE FROM app_customers WHERE slug = 'viaapp';
 RESET ROLE;
 SELECT count(*) AS viaapp_left FROM pg_namespace WHERE nspname = 'tenant_viaapp';
+-- grant_to: the application role uses the tenants it provisions, inline or
+-- queued, and no other
+CREATE TABLE served (slug text PRIMARY KEY);
+CREATE TABLE served_later (slug text PRIMARY KEY);
+GRANT INSERT ON served, served_later TO regress_app;
+SELECT tenant_mgr.provisioning_trigger('served', 'slug', 'schema', 'drop', 'inline',
+                                       'regress_provisioner', 'regress_app') AS wrapper;
+SELECT tenant_mgr.provisioning_trigger('served_later', 'slug', 'schema', 'drop', 'queued',
+                                       'regress_provisioner', 'regress_app') AS wrapper;
+SELECT tgname, pg_catalog.encode(tgargs, 'escape') AS args FROM pg_trigger
+ WHERE tgrelid = 'served'::regclass;
+SET ROLE regress_app;
+INSERT INTO served VALUES ('mine');
+INSERT INTO served_later VALUES ('later');
+RESET ROLE;
+SELECT tenant_mgr.tenant_wait('later', '2 minutes') AS later_ready;
+SELECT n.nspname, has_schema_privilege('regress_app', n.oid, 'USAGE') AS app_uses
+  FROM pg_namespace n WHERE n.nspname IN ('tenant_mine', 'tenant_later', 'tenant_acme_corp')
+ ORDER BY 1;
+SELECT tenant_mgr.provisioning_trigger('served', 'slug', 'schema', 'drop', 'inline',
+                                       'regress_provisioner', NULL);
+\echo :LAST_ERROR_SQLSTATE
+-- a superuser or an unknown role is refused, and the row with it
+CREATE TRIGGER granting AFTER INSERT ON served
+    FOR EACH ROW EXECUTE FUNCTION tenant_mgr.customers_trigger('name=slug', 'grant=postgres');
+INSERT INTO served VALUES ('tosuper');
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER granting ON served;
+CREATE TRIGGER granting AFTER INSERT ON served
+    FOR EACH ROW EXECUTE FUNCTION tenant_mgr.customers_trigger('name=slug', 'grant=regress_nobody_here');
+INSERT INTO served VALUES ('tonobody');
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER granting ON served;
+SELECT count(*) AS refused_rows FROM served WHERE slug IN ('tosuper', 'tonobody');
 -- a definer that may not create tenants (no EXECUTE) provisions nothing
 REVOKE EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean) FROM regress_provisioner;
 SET ROLE regress_app;
@@ -158,7 +192,8 @@ SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles
 SELECT * FROM tenant_mgr.verify();
 
 -- clean up
-DROP TABLE app_customers, customers, signups, db_customers;
+DROP TABLE app_customers, customers, signups, db_customers, served, served_later;
+DROP FUNCTION served_provision(), served_later_provision();
 SELECT count(*) AS dropped FROM tenant_mgr.tenants t, LATERAL tenant_mgr.tenant_drop(t.name) d;
 REVOKE EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean),
                            tenant_mgr.tenant_drop(text, boolean, boolean) FROM regress_provisioner;
