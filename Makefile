@@ -9,6 +9,7 @@ OBJS = \
 	$(WIN32RES) \
 	src/api.o \
 	src/tenantops.o \
+	src/import.o \
 	src/trigger.o \
 	src/schematenant.o \
 	src/dbtenant.o \

@@ -195,3 +195,19 @@ COMMENT ON FUNCTION tenant_mgr.provisioning_trigger(regclass, name, text, text, 
     'provisioning_trigger, and grant_to is granted the owner role of each tenant the trigger creates';
 REVOKE ALL ON FUNCTION tenant_mgr.provisioning_trigger(regclass, name, text, text, text, regrole, regrole)
     FROM PUBLIC;
+
+/*
+ * tenant_import: a schema tenant restored from a per-tenant pg_dump is taken
+ * back, found by its security label, under its name or a new one.
+ */
+ALTER TABLE tenant_mgr.event DROP CONSTRAINT event_action_check;
+ALTER TABLE tenant_mgr.event ADD CONSTRAINT event_action_check
+    CHECK (action IN ('create', 'up', 'down', 'drop', 'rename', 'detach', 'attach', 'import'));
+
+CREATE FUNCTION tenant_mgr.tenant_import(name text, new_name text DEFAULT NULL)
+RETURNS tenant_mgr.tenant
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_import';
+COMMENT ON FUNCTION tenant_mgr.tenant_import(text, text) IS
+    'takes back a schema tenant restored from its pg_dump, found by its security label, as new_name if given';
+REVOKE ALL ON FUNCTION tenant_mgr.tenant_import(text, text) FROM PUBLIC;

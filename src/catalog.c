@@ -39,7 +39,7 @@
 static const char *const tm_isolation_names[] = {"schema", "database"};
 static const char *const tm_state_names[] = {"creating", "ready", "failed", "detached"};
 static const char *const tm_event_action_names[] = {
-	"create", "up", "down", "drop", "rename", "detach", "attach"
+	"create", "up", "down", "drop", "rename", "detach", "attach", "import"
 };
 static const char *const tm_event_status_names[] = {"ok", "failed", "skipped"};
 
@@ -339,6 +339,18 @@ tm_tenant_set_oid(const char *name, Oid object_oid)
 
 	tm_catalog_exec("UPDATE tenant_mgr.tenant SET object_oid = $2 WHERE name = $1",
 					2, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/* True if a tenant here has that id. */
+bool
+tm_tenant_id_taken(const char *id)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(id)};
+
+	tm_catalog_exec("SELECT 1 FROM tenant_mgr.tenant WHERE tenant_id = $1::pg_catalog.uuid",
+					1, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
 }
 
 /* A queued tenant, still "creating", is built: it becomes "ready". */

@@ -302,6 +302,22 @@ tm_login_role_find(const TmTenant *t)
 	return OidIsValid(roleid) ? GetUserNameFromId(roleid, false) : NULL;
 }
 
+/* The tenant id in the tenant_mgr label of a schema, or NULL. */
+char *
+tm_schema_label_id(Oid nspoid)
+{
+	ObjectAddress addr;
+	char	   *label;
+
+	addr.classId = NamespaceRelationId;
+	addr.objectId = nspoid;
+	addr.objectSubId = 0;
+	label = GetSecurityLabel(&addr, TM_LABEL_PROVIDER);
+	if (label == NULL || strncmp(label, "tenant ", 7) != 0)
+		return NULL;
+	return pstrdup(strrchr(label, ' ') + 1);
+}
+
 /* True if role exists and is t's owner role (login: its login role). */
 bool
 tm_role_is_ours(const char *role, const TmTenant *t, bool login)

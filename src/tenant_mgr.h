@@ -6,7 +6,7 @@
  * Every .c file includes postgres.h first and this header after it.  The
  * sections follow the layout of src/ (see the README's file table):
  *
- *	caller path			api.c, tenantops.c, trigger.c
+ *	caller path			api.c, tenantops.c, trigger.c, import.c
  *	tenant kinds		schematenant.c, dbtenant.c, roles.c, marker.c, names.c
  *	migration engine	registry.c, ledger.c, migrate.c, fleet.c
  *	queue, background	queue.c, launcher.c, dispatch.c, executor.c, shmem.c
@@ -57,7 +57,8 @@ typedef enum TmEventAction
 	TM_EV_DROP,
 	TM_EV_RENAME,
 	TM_EV_DETACH,
-	TM_EV_ATTACH
+	TM_EV_ATTACH,
+	TM_EV_IMPORT
 } TmEventAction;
 
 typedef enum TmEventStatus
@@ -323,6 +324,7 @@ extern void tm_login_role_drop(const TmTenant *t);
 extern void tm_marker_init(void);
 extern Oid	tm_schema_find(const TmTenant *t);
 extern Oid	tm_schema_find_labelled(const TmTenant *t);
+extern char *tm_schema_label_id(Oid nspoid);
 extern Oid	tm_database_find(const TmTenant *t);
 extern bool tm_database_is_ours(Oid dboid, const TmTenant *t, Oid roleid);
 extern bool tm_role_is_ours(const char *role, const TmTenant *t, bool login);
@@ -448,6 +450,7 @@ extern void tm_tenant_set_version(const char *name, int64 version,
 								  const char *last_error);
 extern void tm_tenant_set_state(const char *name, TmTenantState state);
 extern void tm_tenant_set_oid(const char *name, Oid object_oid);
+extern bool tm_tenant_id_taken(const char *id);
 extern void tm_tenant_set_ready(const char *name, Oid object_oid,
 								int64 version);
 extern void tm_tenant_set_failed(const char *name, const char *message);
