@@ -63,7 +63,7 @@ $a->safe_psql('app', q{DROP SCHEMA tenant_acme});
 
 $a->command_ok([ 'pg_restore', '--no-owner', '-d', $a->connstr('app'), $dump ],
 	'pg_restore --no-owner brings the schema back');
-is($a->safe_psql('app', q{SELECT label FROM pg_seclabels WHERE provider = 'tenant_mgr' AND objname = 'tenant_acme'}),
+is($a->safe_psql('app', q{SELECT label FROM pg_seclabels WHERE provider = 'tenant_mgr' AND objtype = 'schema' AND objname = 'tenant_acme'}),
 	"tenant acme $id", 'with its label');
 
 $a->safe_psql('app', q{UPDATE tenant_acme.tenant_mgr_ledger SET checksum = 'forged' WHERE version = 2});
@@ -109,7 +109,7 @@ is($b->safe_psql('app', q{SELECT string_agg(nspname, ',') FROM pg_namespace WHER
 	'tenant_globex', 'its schema carries the new name');
 my $newid = $b->safe_psql('app', q{SELECT tenant_id FROM tenant_mgr.tenant WHERE name = 'globex'});
 isnt($newid, $id, 'and a new id');
-is($b->safe_psql('app', q{SELECT label FROM pg_seclabels WHERE provider = 'tenant_mgr' AND objname = 'tenant_globex'}),
+is($b->safe_psql('app', q{SELECT label FROM pg_seclabels WHERE provider = 'tenant_mgr' AND objtype = 'schema' AND objname = 'tenant_globex'}),
 	"tenant globex $newid", 'which its label says');
 is($b->safe_psql('app', q{SELECT name FROM tenant_globex.accounts}), 'acme data', 'the data came along');
 is($b->safe_psql('app', q{SELECT count(*) FROM tenant_mgr.verify()}), '0', 'verify() is empty there too');
