@@ -103,7 +103,7 @@ tenant_migrate(PG_FUNCTION_ARGS)
 /*
  * tenant_drop(name, if_exists, force) returns bool
  *
- * Drops the schema only if it carries tenant_mgr's marks (marker.c), then
+ * Drops the schema only if it carries tenant_mgr's label (marker.c), then
  * its owner role if tenant_mgr created it.  If there is no such schema, the
  * catalog row goes and whatever now has the name is left alone.  A
  * database tenant is detached in the caller's transaction and dropped by

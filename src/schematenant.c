@@ -4,11 +4,11 @@
  *		Schema tenants: a schema of the control database (or of any database
  *		with the extension), built, renamed, detached, attached and dropped.
  *
- * Everything here runs in the current transaction with the current user's
- * privileges (the caller's, or in the launcher the role that queued the
- * work), so a rollback leaves nothing and nothing is done that the role
- * could not do by hand.  The caller holds the tenant's lock, except for
- * tm_schematenant_create, which takes it.
+ * Everything here runs in the current transaction, so a rollback leaves
+ * nothing.  The DDL on roles and schemas runs as the extension's owner
+ * (spi.c: tm_ddl) for a caller allowed by EXECUTE; migrations and the
+ * ledger run as the tenant's owner, restricted.  The caller holds the
+ * tenant's lock, except for tm_schematenant_create, which takes it.
  *
  *-------------------------------------------------------------------------
  */
