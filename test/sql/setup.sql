@@ -8,7 +8,7 @@ SELECT p.proname, pg_get_function_arguments(p.oid) AS arguments,
        pg_get_function_result(p.oid) AS result, p.prosecdef
   FROM pg_proc p
  WHERE p.pronamespace = 'tenant_mgr'::regnamespace
- ORDER BY 1;
+ ORDER BY 1, 2;
 
 -- catalog tables are not readable or writable by PUBLIC, functions that
 -- change things are not executable by PUBLIC
