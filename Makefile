@@ -20,6 +20,7 @@ OBJS = \
 	src/ledger.o \
 	src/migrate.o \
 	src/fleet.o \
+	src/run.o \
 	src/queue.o \
 	src/launcher.o \
 	src/dispatch.o \

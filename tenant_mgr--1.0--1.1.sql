@@ -211,3 +211,154 @@ AS 'MODULE_PATHNAME', 'tenant_import';
 COMMENT ON FUNCTION tenant_mgr.tenant_import(text, text) IS
     'takes back a schema tenant restored from its pg_dump, found by its security label, as new_name if given';
 REVOKE ALL ON FUNCTION tenant_mgr.tenant_import(text, text) FROM PUBLIC;
+
+/*
+ * Fleet runs.  A run of tenant_migrate over many tenants is carried out by
+ * background executors, one transaction per migration per tenant, and
+ * recorded here as it goes: the run (who, when, target, options, state) and
+ * each tenant's outcome in it.  Executors claim the pending rows of
+ * run_tenant, so a run interrupted by a crash is resumed by the launcher
+ * from where it stood, and the progress of a run can be read from another
+ * session while it goes on.
+ */
+CREATE TABLE tenant_mgr.run (
+    id           bigint PRIMARY KEY,
+    requested_by name NOT NULL,
+    target       bigint NOT NULL,
+    options      jsonb NOT NULL DEFAULT '{}',
+    state        text NOT NULL DEFAULT 'running'
+                 CHECK (state IN ('running', 'stopping', 'done', 'failed',
+                                  'cancelled', 'interrupted')),
+    cancelled_by name,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz,
+    message      text
+);
+COMMENT ON TABLE tenant_mgr.run IS
+    'fleet runs of tenant_migrate: who asked, the target, the options and how the run ended';
+
+CREATE TABLE tenant_mgr.run_tenant (
+    run_id       bigint NOT NULL REFERENCES tenant_mgr.run ON DELETE CASCADE,
+    tenant       text NOT NULL,
+    ord          integer NOT NULL,
+    isolation    text NOT NULL CHECK (isolation IN ('schema', 'database')),
+    status       text NOT NULL DEFAULT 'pending'
+                 CHECK (status IN ('pending', 'running', 'migrated', 'checked',
+                                   'failed', 'skipped', 'stopped')),
+    from_version bigint NOT NULL,
+    to_version   bigint,
+    attempts     integer NOT NULL DEFAULT 0,
+    not_before   timestamptz NOT NULL DEFAULT '-infinity',
+    started_at   timestamptz,
+    finished_at  timestamptz,
+    duration     interval,
+    sqlstate     text,
+    message      text,
+    PRIMARY KEY (run_id, tenant)
+);
+CREATE INDEX run_tenant_pending_idx ON tenant_mgr.run_tenant (run_id, ord)
+    WHERE status = 'pending';
+COMMENT ON TABLE tenant_mgr.run_tenant IS
+    'each tenant of a fleet run and its outcome: from and to which version, SQLSTATE and message';
+
+SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.run', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.run_tenant', '');
+REVOKE ALL ON tenant_mgr.run, tenant_mgr.run_tenant FROM PUBLIC;
+
+-- tenant_migrate gains the options of fleet runs and says which run it was
+DROP FUNCTION tenant_mgr.tenant_migrate(text, bigint, boolean);
+CREATE FUNCTION tenant_mgr.tenant_migrate(
+    name text DEFAULT NULL,
+    target bigint DEFAULT NULL,
+    stop_on_error boolean DEFAULT false,
+    wait boolean DEFAULT true,
+    canary integer DEFAULT 0,
+    names text[] DEFAULT NULL,
+    pattern text DEFAULT NULL,
+    metadata jsonb DEFAULT NULL,
+    dry_run boolean DEFAULT false)
+RETURNS TABLE (tenant text, version bigint, migration text, action text,
+               status text, duration interval, sqlstate text, message text,
+               run_id bigint)
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_migrate';
+COMMENT ON FUNCTION tenant_mgr.tenant_migrate(text, bigint, boolean, boolean, integer, text[], text, jsonb, boolean) IS
+    'brings one tenant, or every tenant (or a subset) when name is null, up or down to target (default: latest); a fleet runs in executors, one transaction per migration per tenant';
+REVOKE ALL ON FUNCTION tenant_mgr.tenant_migrate(text, bigint, boolean, boolean, integer, text[], text, jsonb, boolean)
+    FROM PUBLIC;
+
+CREATE FUNCTION tenant_mgr.run_cancel(run_id bigint)
+RETURNS boolean
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'run_cancel';
+COMMENT ON FUNCTION tenant_mgr.run_cancel(bigint) IS
+    'stops a fleet run: its executors finish the migration they are in and take no more; true if the run was going on';
+REVOKE ALL ON FUNCTION tenant_mgr.run_cancel(bigint) FROM PUBLIC;
+
+CREATE VIEW tenant_mgr.runs AS
+SELECT r.id,
+       r.state,
+       r.requested_by,
+       r.target,
+       r.options,
+       r.started_at,
+       coalesce(r.finished_at, now()) - r.started_at AS elapsed,
+       count(rt.tenant) AS tenants,
+       count(rt.tenant) FILTER (WHERE rt.status IN ('migrated', 'checked')) AS done,
+       count(rt.tenant) FILTER (WHERE rt.status = 'failed') AS failed,
+       count(rt.tenant) FILTER (WHERE rt.status = 'skipped') AS skipped,
+       count(rt.tenant) FILTER (WHERE rt.status IN ('pending', 'running', 'stopped')) AS not_done,
+       r.cancelled_by,
+       r.message
+  FROM tenant_mgr.run r
+  LEFT JOIN tenant_mgr.run_tenant rt ON rt.run_id = r.id
+ GROUP BY r.id
+ ORDER BY r.id;
+COMMENT ON VIEW tenant_mgr.runs IS 'every fleet run and how many of its tenants are done, failed, skipped or not done';
+
+CREATE VIEW tenant_mgr.run_tenants AS
+SELECT rt.run_id,
+       rt.tenant,
+       rt.isolation,
+       rt.status,
+       rt.from_version,
+       rt.to_version,
+       rt.attempts,
+       rt.duration,
+       rt.sqlstate,
+       rt.message,
+       rt.started_at,
+       rt.finished_at
+  FROM tenant_mgr.run_tenant rt
+ ORDER BY rt.run_id, rt.ord;
+COMMENT ON VIEW tenant_mgr.run_tenants IS 'each tenant of each fleet run: its outcome, versions, SQLSTATE and message';
+
+CREATE VIEW tenant_mgr.progress AS
+SELECT r.id AS run_id,
+       r.state,
+       r.target,
+       now() - r.started_at AS elapsed,
+       c.tenants,
+       c.done,
+       c.failed,
+       c.skipped,
+       c.tenants - c.done - c.failed - c.skipped AS remaining,
+       CASE WHEN c.done + c.failed + c.skipped > 0
+            THEN (now() - r.started_at) / (c.done + c.failed + c.skipped)
+                 * (c.tenants - c.done - c.failed - c.skipped)
+       END AS estimated_left,
+       (SELECT pg_catalog.array_agg(a.query ORDER BY a.pid)
+          FROM pg_catalog.pg_stat_activity a
+         WHERE a.application_name = 'tenant_mgr run ' || r.id) AS executors
+  FROM tenant_mgr.run r,
+       LATERAL (SELECT count(*) AS tenants,
+                       count(*) FILTER (WHERE rt.status IN ('migrated', 'checked')) AS done,
+                       count(*) FILTER (WHERE rt.status = 'failed') AS failed,
+                       count(*) FILTER (WHERE rt.status = 'skipped') AS skipped
+                  FROM tenant_mgr.run_tenant rt
+                 WHERE rt.run_id = r.id) c
+ WHERE r.state IN ('running', 'stopping')
+ ORDER BY r.id;
+COMMENT ON VIEW tenant_mgr.progress IS
+    'fleet runs going on: tenants done, failed and left, an estimate of the time left, and what each executor is doing';
+REVOKE ALL ON tenant_mgr.runs, tenant_mgr.run_tenants, tenant_mgr.progress FROM PUBLIC;

@@ -27,6 +27,7 @@
 
 PG_FUNCTION_INFO_V1(tenant_create);
 PG_FUNCTION_INFO_V1(tenant_migrate);
+PG_FUNCTION_INFO_V1(run_cancel);
 PG_FUNCTION_INFO_V1(tenant_drop);
 PG_FUNCTION_INFO_V1(tenant_use);
 PG_FUNCTION_INFO_V1(tenant_rename);
@@ -82,22 +83,62 @@ tenant_create(PG_FUNCTION_ARGS)
 }
 
 /*
- * tenant_migrate(name, target, stop_on_error) returns setof record
+ * tenant_migrate(name, target, stop_on_error, wait, canary, names, pattern,
+ *				  metadata, dry_run) returns setof record
  *
- * One tenant, or every tenant when name is null (fleet.c).
+ * One tenant, or every tenant (or a subset) when name is null: fleet.c.
  */
 Datum
 tenant_migrate(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
+	TmRunOptions opts;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.has_target = !PG_ARGISNULL(1);
+	opts.target = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
+	opts.stop_on_error = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	opts.wait = true;
+	/* 1.0's tenant_migrate had the first three arguments only */
+	if (PG_NARGS() >= 9)
+	{
+		opts.wait = PG_ARGISNULL(3) || PG_GETARG_BOOL(3);
+		opts.canary = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4);
+		opts.names = PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5);
+		opts.pattern = PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6));
+		opts.metadata = PG_ARGISNULL(7) ? NULL :
+			DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(7)));
+		opts.dry_run = !PG_ARGISNULL(8) && PG_GETARG_BOOL(8);
+	}
+
 	InitMaterializedSRF(fcinfo, 0);
 	tm_spi_connect();
 	tm_fleet_migrate(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)),
-					 !PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1),
-					 !PG_ARGISNULL(2) && PG_GETARG_BOOL(2), rsinfo);
+					 &opts, rsinfo);
 	tm_spi_finish();
 	return (Datum) 0;
+}
+
+/*
+ * run_cancel(run_id) returns bool
+ *
+ * Asks a fleet run to stop, once the caller commits: its executors finish
+ * the migration they are in and take no more tenants.
+ */
+Datum
+run_cancel(PG_FUNCTION_ARGS)
+{
+	bool		cancelled;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run id must not be null")));
+	tm_spi_connect();
+	cancelled = tm_run_cancel(PG_GETARG_INT64(0));
+	tm_spi_finish();
+	PG_RETURN_BOOL(cancelled);
 }
 
 /*

@@ -568,11 +568,21 @@ tm_event_log_steps(int64 run_id, const char *tenant, List *steps)
 void
 tm_tenant_lock(const char *name)
 {
+	tm_tenant_lock_in(MyDatabaseId, name);
+}
+
+/*
+ * The same lock, taken from another database: an executor migrating a
+ * database tenant locks it where the control database's sessions do.
+ */
+void
+tm_tenant_lock_in(Oid dboid, const char *name)
+{
 	LOCKTAG		tag;
 	uint64		h = hash_bytes_extended((const unsigned char *) name,
 										strlen(name), 0);
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+	SET_LOCKTAG_ADVISORY(tag, dboid, (uint32) (h >> 32), (uint32) h,
 						 TM_LOCK_FIELD4);
 	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 		ereport(ERROR,

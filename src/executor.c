@@ -208,7 +208,11 @@ tm_exec_drop_database(TmExecTask *task)
 
 /*
  * MIGRATE, in a tenant database: the ledger if there is none yet, then
- * each step in a transaction of its own with its ledger row.
+ * each step in a transaction of its own with its ledger row.  In a fleet
+ * run, each step takes the tenant's lock where the control database's
+ * sessions take it, under the run's lock_timeout and statement_timeout,
+ * and the driver may ask it to stop after the step it is in; a dry run
+ * applies every step in one transaction and rolls it back.
  */
 static void
 tm_exec_migrate(TmExecTask *task)
@@ -219,6 +223,14 @@ tm_exec_migrate(TmExecTask *task)
 	ListCell   *lc;
 	int64		current;
 
+	if (task->run_id != 0)
+	{
+		char	   *appname = psprintf("tenant_mgr run " INT64_FORMAT, task->run_id);
+
+		pgstat_report_appname(appname);
+		SetConfigOption("application_name", appname, PGC_USERSET, PGC_S_SESSION);
+	}
+
 	tm_xact_begin();
 	if (!OidIsValid(get_relname_relid(TM_LEDGER_NAME, PG_PUBLIC_NAMESPACE)))
 		tm_ledger_create(t);
@@ -226,15 +238,49 @@ tm_exec_migrate(TmExecTask *task)
 	tm_xact_commit();
 	task->version = current;
 
+	if (task->dry_run)
+		tm_xact_begin();
 	foreach(lc, steps)
 	{
 		TmStep	   *s = lfirst(lc);
 
+		if (task->cancel)
+			break;
 		task->failing = s->migration->version;
 		task->failing_up = s->up;
-		tm_xact_begin();
+		pgstat_report_activity(STATE_RUNNING,
+								psprintf("tenant \"%s\": %s migration " INT64_FORMAT " (%s)",
+										 t->name, s->up ? "applying" : "reverting",
+										 s->migration->version, s->migration->name));
+		if (!task->dry_run)
+		{
+			tm_xact_begin();
+			if (OidIsValid(task->control_db))
+			{
+				char		buf[32];
+
+				snprintf(buf, sizeof(buf), "%d", task->lock_timeout_ms);
+				(void) set_config_option("lock_timeout", buf, PGC_USERSET,
+										 PGC_S_SESSION, GUC_ACTION_LOCAL,
+										 true, 0, false);
+				snprintf(buf, sizeof(buf), "%d", task->statement_timeout_ms);
+				(void) set_config_option("statement_timeout", buf, PGC_USERSET,
+										 PGC_S_SESSION, GUC_ACTION_LOCAL,
+										 true, 0, false);
+				tm_tenant_lock_in(task->control_db, t->name);
+				/* another session may have migrated it meanwhile */
+				if (tm_migration_plan(t, migrations, task->target, &current) == NIL ||
+					current != task->version)
+				{
+					tm_xact_commit();
+					task->failing = 0;
+					break;
+				}
+			}
+		}
 		tm_migration_apply(t, s);
-		tm_xact_commit();
+		if (!task->dry_run)
+			tm_xact_commit();
 		task->failing = 0;
 
 		task->steps[task->nsteps].version = s->migration->version;
@@ -242,6 +288,11 @@ tm_exec_migrate(TmExecTask *task)
 		task->steps[task->nsteps].ms = s->ms;
 		task->nsteps++;
 		task->version = tm_version_after(steps, lc, task->target);
+	}
+	if (task->dry_run)
+	{
+		AbortCurrentTransaction();
+		task->version = current;
 	}
 }
 
@@ -337,6 +388,12 @@ tm_executor_main(Datum arg)
 			break;
 		case TM_EXEC_READ_LEDGER:
 			tm_exec_read_ledger(tm_task);
+			break;
+		case TM_EXEC_RUN_LEAD:
+			tm_run_lead(tm_task);
+			break;
+		case TM_EXEC_RUN_HELP:
+			tm_run_help(tm_task);
 			break;
 	}
 	pg_write_barrier();

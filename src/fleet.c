@@ -1,25 +1,39 @@
 /*-------------------------------------------------------------------------
  *
  * fleet.c
- *		The engine of tenant_migrate: target resolution, one tenant, every
- *		tenant, and a result row per tenant and step.
+ *		The caller's side of tenant_migrate: target and options, one tenant,
+ *		every tenant, and a result row per tenant and step.
  *
- * One tenant: errors propagate to the caller and change nothing (but for a
+ * One tenant: migrated in the caller's transaction, where every pending
+ * step can share it; errors propagate and change nothing (but for a
  * database tenant, whose executor commits each step inside the tenant).
+ * When a pending step cannot share a transaction with the next one (it adds
+ * an enum value, which PostgreSQL lets no later statement of the same
+ * transaction use), the tenant is migrated as a run of one, step by step.
  *
- * Every tenant: schema tenants are migrated in this backend, each step in a
- * subtransaction, so that one tenant's failure is recorded (event log,
- * catalog last_error, a result row) and the others go on; database tenants
- * by one executor each, up to tenant_mgr.max_workers at a time.  A tenant
- * the catalog already shows at the target is answered from the catalog,
- * untouched.  A tenant locked by another transaction is reported "skipped".
+ * Every tenant (or a subset): a fleet run, carried out in the background
+ * by executors (run.c), one transaction per migration per tenant.  The
+ * caller's transaction only starts it and, unless wait is false, waits for
+ * it and reads what it recorded: it holds no tenant's lock, and its
+ * rollback undoes no tenant the run migrated.  A run with nothing to do is
+ * answered from the catalog without starting anything.
+ *
+ * A 1.0 catalog, until ALTER EXTENSION UPDATE, has no run tables: there the
+ * fleet is migrated as 1.0 did, in the caller's transaction.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+#include "storage/proc.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "catalog/namespace.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
@@ -56,30 +70,118 @@ static void tm_report_db_run(TmTenant *t, TmExecRun *run, TmReport *r);
 static void tm_migrate_database_fleet(List *tenants, TmReport *r,
 									  bool stop_on_error);
 static void tm_migrate_all(TmReport *r, bool stop_on_error);
+static void tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r);
+
+/* True once the catalog has the run tables (version 1.1). */
+static bool
+tm_runs_available(void)
+{
+	return OidIsValid(get_relname_relid("run", get_namespace_oid("tenant_mgr", false)));
+}
 
 /*
- * Migrates tenant name, or every tenant when name is NULL, towards target
- * (the latest registered version unless has_target), writing result rows
- * into rsinfo.  Expects an SPI connection.
+ * True if some pending step from version `from` towards target cannot share
+ * a transaction with the step after it: it adds an enum value (which no
+ * later statement of its transaction may use), or it is not transactional.
+ */
+static bool
+tm_steps_need_own_xacts(List *migrations, int64 from, int64 target)
+{
+	ListCell   *lc;
+	int			n = 0;
+	int			pending = 0;
+
+	foreach(lc, migrations)
+	{
+		TmMigration *m = lfirst(lc);
+
+		if (target >= from ? (m->version > from && m->version <= target) :
+			(m->version <= from && m->version > target))
+			pending++;
+	}
+	foreach(lc, migrations)
+	{
+		TmMigration *m = lfirst(lc);
+		const char *sql;
+		ListCell   *sc;
+
+		if (!(target >= from ? (m->version > from && m->version <= target) :
+			  (m->version <= from && m->version > target)))
+			continue;
+		n++;
+		if (!m->transactional)
+			return true;
+		sql = target >= from ? m->up_sql : m->down_sql;
+		if (sql == NULL || n == pending)
+			continue;
+		foreach(sc, raw_parser(sql, RAW_PARSE_DEFAULT))
+		{
+			Node	   *stmt = ((RawStmt *) lfirst(sc))->stmt;
+
+			if (IsA(stmt, AlterEnumStmt) && ((AlterEnumStmt *) stmt)->newVal != NULL)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Migrates tenant name, or every tenant (or those the options select) when
+ * name is NULL, towards the target (the latest registered version unless
+ * opts->has_target), writing result rows into rsinfo.  Expects an SPI
+ * connection.
  */
 void
-tm_fleet_migrate(const char *name, bool has_target, int64 target,
-				 bool stop_on_error, ReturnSetInfo *rsinfo)
+tm_fleet_migrate(const char *name, TmRunOptions *opts, ReturnSetInfo *rsinfo)
 {
 	TmReport	r;
+	bool		runs = tm_runs_available();
 
 	r.rsinfo = rsinfo;
 	r.migrations = tm_migration_list();
-	r.target = tm_resolve_target(r.migrations, has_target, target);
-	r.run_id = tm_run_id();
+	r.target = tm_resolve_target(r.migrations, opts->has_target, opts->target);
+
+	if (opts->canary < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("canary must not be negative")));
+	if (name != NULL && (opts->names || opts->pattern || opts->metadata ||
+						 opts->canary > 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a tenant name cannot be combined with names, pattern, metadata or canary"),
+				 errhint("Pass name => NULL to select tenants by names, pattern or metadata.")));
+	if (!runs && (opts->names || opts->pattern || opts->metadata ||
+				  opts->canary > 0 || !opts->wait || opts->dry_run))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("fleet run options need version 1.1 of tenant_mgr's catalog"),
+				 errhint("Run ALTER EXTENSION tenant_mgr UPDATE.")));
 
 	if (name == NULL)
-		tm_migrate_all(&r, stop_on_error);
-	else
+	{
+		if (runs)
+			tm_fleet_run(NULL, opts, &r);
+		else
+		{
+			r.run_id = tm_run_id();
+			tm_migrate_all(&r, opts->stop_on_error);
+		}
+		return;
+	}
+
 	{
 		TmTenant   *t = tm_tenant_fetch(name, false);
 
 		tm_tenant_require_ready(t);
+		if (runs && (!opts->wait || opts->dry_run ||
+					 (t->isolation == TM_SCHEMA &&
+					  tm_steps_need_own_xacts(r.migrations, t->version, r.target))))
+		{
+			tm_fleet_run(t, opts, &r);
+			return;
+		}
+		r.run_id = tm_run_id();
 		if (t->isolation == TM_DATABASE)
 			tm_migrate_database_tenant(t, &r);
 		else
@@ -89,6 +191,330 @@ tm_fleet_migrate(const char *name, bool has_target, int64 target,
 			(void) tm_migrate_schema_tenant(&ms, false);
 		}
 	}
+}
+
+/*
+ * Runs a query on the catalog with the latest snapshot, not the caller's
+ * (in REPEATABLE READ, the caller's would not show what the executors of a
+ * run committed after it started), as the catalog's owner.
+ */
+static void
+tm_catalog_read_latest(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	TmIdentity	saved;
+	SPIPlanPtr	plan;
+	int			save_nestlevel;
+
+	tm_become(tm_catalog_owner(), 0, &saved);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	plan = SPI_prepare(sql, nargs, types);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
+							 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the outcome of a run");
+	AtEOXact_GUC(true, save_nestlevel);
+	tm_restore(&saved);
+}
+
+/*
+ * Executors read the registered migrations committed; migrations this
+ * transaction registered or removed would be a different set.
+ */
+static void
+tm_check_registry_committed(void)
+{
+	const char *sql = "SELECT coalesce(string_agg(version || ':' || checksum, ','"
+		" ORDER BY version), '') FROM tenant_mgr.migration";
+	char	   *mine;
+	char	   *committed;
+
+	tm_catalog_exec(sql, 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	mine = tm_get_text(0, 1);
+	tm_catalog_read_latest(sql, 0, NULL, NULL);
+	committed = tm_get_text(0, 1);
+	if (strcmp(mine, committed) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the registered migrations this transaction sees are not committed"),
+				 errdetail("A fleet run is carried out by executors, which see only committed migrations."),
+				 errhint("Commit the transaction that registers or removes migrations before tenant_migrate.")));
+}
+
+/*
+ * The options of a run as jsonb text (what tenant_mgr.run.options keeps);
+ * a name in names that is no tenant is an error.  Returns how many ready
+ * tenants the run would take.
+ */
+static char *
+tm_run_options(const TmTenant *one, TmRunOptions *opts, int64 target,
+			   int64 *tenants)
+{
+	Oid			types[11] = {BOOLOID, INT4OID, TEXTARRAYOID, TEXTOID, JSONBOID,
+	BOOLOID, INT4OID, INT4OID, INT4OID, INT8OID, TEXTOID};
+	Datum		values[11];
+	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	char	   *result;
+
+	values[0] = BoolGetDatum(opts->stop_on_error);
+	values[1] = Int32GetDatum(opts->canary);
+	if (one)
+		values[2] = PointerGetDatum(construct_array(&(Datum) {CStringGetTextDatum(one->name)},
+													1, TEXTOID, -1, false, TYPALIGN_INT));
+	else if (opts->names)
+		values[2] = PointerGetDatum(opts->names);
+	else
+		nulls[2] = 'n';
+	if (opts->pattern)
+		values[3] = CStringGetTextDatum(opts->pattern);
+	else
+		nulls[3] = 'n';
+	if (opts->metadata)
+		values[4] = DirectFunctionCall1(jsonb_in, CStringGetDatum(opts->metadata));
+	else
+		nulls[4] = 'n';
+	values[5] = BoolGetDatum(opts->dry_run);
+	values[6] = Int32GetDatum(tm_lock_timeout);
+	values[7] = Int32GetDatum(tm_lock_retries);
+	values[8] = Int32GetDatum(tm_statement_timeout);
+	values[9] = Int64GetDatum(target);
+	values[10] = (Datum) 0;
+	nulls[10] = 'n';
+
+	if (!one && opts->names)
+	{
+		tm_catalog_exec("SELECT n FROM unnest($3::text[]) n"
+						" WHERE n IS NULL OR NOT EXISTS"
+						" (SELECT 1 FROM tenant_mgr.tenant t WHERE t.name = n) LIMIT 1",
+						11, types, values, nulls, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("tenant \"%s\" does not exist",
+							tm_get_text(0, 1) ? tm_get_text(0, 1) : "(null)"),
+					 errhint("names lists tenants by name.")));
+	}
+	if (opts->metadata &&
+		strcmp(text_to_cstring(DatumGetTextPP(DirectFunctionCall1(jsonb_typeof, values[4]))),
+			   "object") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("metadata must be a JSON object"),
+				 errhint("Tenants are selected whose metadata contains it (@>).")));
+
+	tm_catalog_exec("SELECT jsonb_strip_nulls(jsonb_build_object("
+					"  'stop_on_error', $1, 'canary', nullif($2, 0),"
+					"  'names', to_jsonb($3), 'pattern', $4, 'metadata', $5,"
+					"  'dry_run', $6, 'lock_timeout', $7, 'lock_retries', $8,"
+					"  'statement_timeout', $9))::text,"
+					" (SELECT count(*) FROM tenant_mgr.tenant t"
+					"   WHERE t.state = 'ready' AND t.version <> $10"
+					"     AND ($3 IS NULL OR t.name = ANY ($3))"
+					"     AND ($4 IS NULL OR t.name LIKE $4)"
+					"     AND ($5 IS NULL OR t.metadata @> $5)),"
+					" $11",
+					11, types, values, nulls, SPI_OK_SELECT);
+	result = tm_get_text(0, 1);
+	*tenants = tm_get_int64(0, 2);
+	return result;
+}
+
+/* Puts a row with the run's id only: what wait => false returns. */
+static void
+tm_put_run_row(TmReport *r)
+{
+	Datum		values[9];
+	bool		nulls[9] = {true, true, true, true, false, true, true, true, false};
+
+	values[4] = CStringGetTextDatum("running");
+	values[8] = Int64GetDatum(r->run_id);
+	tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * Waits for the leader of a run: until it has recorded the run (started),
+ * or until it is over.  Interrupted, the caller asks the run to stop (its
+ * executors finish the migration they are in) and the error propagates.
+ */
+static void
+tm_run_wait(TmExecRun *lead, bool until_started)
+{
+	PG_TRY();
+	{
+		for (;;)
+		{
+			pid_t		pid;
+			BgwHandleStatus status;
+
+			pg_read_barrier();
+			if (lead->task->state != TM_EXEC_PENDING ||
+				(until_started && lead->task->started))
+				break;
+			status = GetBackgroundWorkerPid(lead->handle, &pid);
+			if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED)
+				break;
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1000L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_CATCH();
+	{
+		lead->task->cancel = true;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pg_read_barrier();
+	if (lead->task->state == TM_EXEC_FAILED)
+		tm_exec_raise(lead);
+	if (!lead->task->started)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("the leader of run " INT64_FORMAT " exited without recording it",
+						lead->task->run_id)));
+}
+
+/* The result rows of a finished run, from what its executors recorded. */
+static void
+tm_report_run(TmReport *r, bool dry_run)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(r->run_id)};
+	uint64		i;
+
+	if (dry_run)
+		tm_catalog_read_latest("SELECT rt.tenant, rt.to_version, NULL::text,"
+							   " CASE WHEN r.target < rt.from_version THEN 'down' ELSE 'up' END,"
+							   " rt.status, rt.duration, rt.sqlstate, rt.message, rt.run_id"
+							   " FROM tenant_mgr.run_tenant rt"
+							   " JOIN tenant_mgr.run r ON r.id = rt.run_id"
+							   " WHERE rt.run_id = $1 ORDER BY rt.ord",
+							   1, types, values);
+	else
+		tm_catalog_read_latest("SELECT e.tenant, e.version, m.name,"
+							   " CASE WHEN e.version IS NOT NULL THEN e.action END,"
+							   " CASE WHEN e.status <> 'ok' THEN e.status"
+							   "      WHEN e.action = 'up' THEN 'applied' ELSE 'reverted' END,"
+							   " CASE WHEN e.version IS NOT NULL THEN e.duration END,"
+							   " e.sqlstate, e.message, e.run_id, e.id"
+							   " FROM tenant_mgr.event e"
+							   " LEFT JOIN tenant_mgr.migration m ON m.version = e.version"
+							   " WHERE e.run_id = $1"
+							   " UNION ALL"
+							   " SELECT rt.tenant, NULL, NULL, NULL, rt.status, NULL, NULL,"
+							   " NULL, rt.run_id, NULL"
+							   " FROM tenant_mgr.run_tenant rt"
+							   " WHERE rt.run_id = $1 AND rt.status = 'stopped'"
+							   " ORDER BY 10, 1",
+							   1, types, values);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		Datum		row[9];
+		bool		nulls[9];
+
+		for (int c = 0; c < 9; c++)
+			row[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+								   c + 1, &nulls[c]);
+		tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, row, nulls);
+	}
+}
+
+/*
+ * A fleet run (or a run of the one tenant `one`): recorded and carried out
+ * by a leader executor in the control database.  Nothing to do is answered
+ * at once.  With wait, the call returns the run's rows when it is over;
+ * without, one row with its id once it is recorded.  A run of one tenant
+ * that failed raises the tenant's error, as a migration in the caller's
+ * transaction would.
+ */
+static void
+tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r)
+{
+	int64		tenants;
+	char	   *options;
+	TmExecRun  *lead;
+
+	tm_require_control_database();
+	options = tm_run_options(one, opts, r->target, &tenants);
+	if (tenants == 0)
+		return;					/* the catalog answers: nothing to do */
+	tm_check_registry_committed();
+
+	r->run_id = tm_run_id();
+	lead = tm_exec_prepare(TM_EXEC_RUN_LEAD, MyDatabaseId, NULL, NIL);
+	lead->task->run_id = r->run_id;
+	lead->task->target = r->target;
+	tm_task_set_text(lead->task, &lead->task->options, options);
+	if (!tm_exec_launch(lead))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a tenant_mgr executor"),
+				 errdetail("All background worker slots are in use."),
+				 errhint("Raise max_worker_processes, or try again later.")));
+
+	tm_run_wait(lead, !opts->wait);
+	if (!opts->wait)
+	{
+		tm_put_run_row(r);
+		return;
+	}
+	tm_report_run(r, opts->dry_run);
+
+	if (one && !opts->dry_run)
+	{
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		values[2] = {Int64GetDatum(r->run_id), CStringGetTextDatum(one->name)};
+
+		tm_catalog_read_latest("SELECT sqlstate, message FROM tenant_mgr.run_tenant"
+							   " WHERE run_id = $1 AND tenant = $2"
+							   " AND status IN ('failed', 'skipped')",
+							   2, types, values);
+		if (SPI_processed > 0)
+		{
+			char	   *state = tm_get_text(0, 1);
+
+			ereport(ERROR,
+					(errcode(state ? MAKE_SQLSTATE(state[0], state[1], state[2],
+												   state[3], state[4]) :
+							 ERRCODE_INTERNAL_ERROR),
+					 errmsg_internal("%s", tm_get_text(0, 2)),
+					 errcontext("migrating tenant \"%s\" in run " INT64_FORMAT,
+								one->name, r->run_id)));
+		}
+	}
+}
+
+/*
+ * run_cancel: asks a run to stop; its executors finish the migration they
+ * are in and take no more.  True if the run was going on.
+ */
+bool
+tm_run_cancel(int64 run_id)
+{
+	Oid			types[2] = {INT8OID, NAMEOID};
+	Datum		values[2];
+
+	if (!tm_runs_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("fleet runs need version 1.1 of tenant_mgr's catalog"),
+				 errhint("Run ALTER EXTENSION tenant_mgr UPDATE.")));
+	values[0] = Int64GetDatum(run_id);
+	values[1] = tm_name_datum(GetUserNameFromId(GetUserId(), false));
+	tm_catalog_exec("SELECT 1 FROM tenant_mgr.run WHERE id = $1",
+					1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("run " INT64_FORMAT " does not exist", run_id)));
+	tm_catalog_exec("UPDATE tenant_mgr.run SET state = 'stopping', cancelled_by = $2,"
+					" message = coalesce(message, 'cancelled by ' || $2)"
+					" WHERE id = $1 AND state = 'running'",
+					2, types, values, NULL, SPI_OK_UPDATE);
+	return SPI_processed > 0;
 }
 
 /* The target: the latest version by default, else a registered one or 0. */
@@ -121,8 +547,8 @@ static void
 tm_put_row(TmReport *r, const char *tenant, const TmStep *step,
 		   const char *status, const ErrorData *edata)
 {
-	Datum		values[8];
-	bool		nulls[8];
+	Datum		values[9];
+	bool		nulls[9];
 
 	memset(nulls, 0, sizeof(nulls));
 	values[0] = CStringGetTextDatum(tenant);
@@ -146,6 +572,7 @@ tm_put_row(TmReport *r, const char *tenant, const TmStep *step,
 	}
 	else
 		nulls[6] = nulls[7] = true;
+	values[8] = Int64GetDatum(r->run_id);	/* not in 1.0's result */
 	tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, values, nulls);
 }
 

@@ -6,9 +6,10 @@
  *		(history_prune, and the launcher hourly under
  *		tenant_mgr.history_retention_days).
  *
- * The history (tenant_mgr.event) and the finished jobs name tenants.  For a
- * customer that invoked its right to erasure, its tenant is dropped and
- * then its name purged from both; nothing else in the catalog keeps it.
+ * The history (tenant_mgr.event), the finished jobs and the fleet runs
+ * name tenants.  For a customer that invoked its right to erasure, its
+ * tenant is dropped and then its name purged from all three; nothing else
+ * in the catalog keeps it.
  * Queued and running work is never pruned.
  *
  *-------------------------------------------------------------------------
@@ -60,6 +61,7 @@ tenant_purge(PG_FUNCTION_ARGS)
 				 errhint("Wait for it with tenant_mgr.tenant_wait('%s'), then purge.", name)));
 	removed = tm_events_prune(name, (Datum) 0);
 	removed += tm_jobs_prune(name, (Datum) 0);
+	removed += tm_runs_prune(name, (Datum) 0);
 	tm_spi_finish();
 	PG_RETURN_INT64(removed);
 }
@@ -89,6 +91,7 @@ history_prune(PG_FUNCTION_ARGS)
 	tm_spi_connect();
 	removed = tm_events_prune(NULL, IntervalPGetDatum(older_than));
 	removed += tm_jobs_prune(NULL, IntervalPGetDatum(older_than));
+	removed += tm_runs_prune(NULL, IntervalPGetDatum(older_than));
 	tm_spi_finish();
 	PG_RETURN_INT64(removed);
 }
@@ -113,6 +116,7 @@ tm_history_prune_due(void)
 	tm_xact_begin();
 	removed = tm_events_prune(NULL, IntervalPGetDatum(age));
 	removed += tm_jobs_prune(NULL, IntervalPGetDatum(age));
+	removed += tm_runs_prune(NULL, IntervalPGetDatum(age));
 	tm_xact_commit();
 	if (removed > 0)
 		ereport(LOG,

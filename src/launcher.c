@@ -5,7 +5,8 @@
  *		database that runs queued jobs and reconciles after failures.
  *
  * Each iteration: remove the orphans of aborted requests (intents whose
- * transaction or job is over without a tenant to show for it), then run the
+ * transaction or job is over without a tenant to show for it), give a new
+ * leader to fleet runs a crash left without one (run.c), then run the
  * oldest runnable job.  It sleeps on its latch, which backends set when they
  * commit queued work, with tenant_mgr.poll_interval as the safety net.  At
  * start it requeues jobs a crash interrupted (every step is idempotent) and
@@ -351,6 +352,7 @@ tm_launcher_main(Datum arg pg_attribute_unused())
 				if (!started)
 					started = tm_reconcile_at_start();
 				tm_reconcile_intents();
+				tm_runs_resume();
 				tm_history_prune_due();
 				look = tm_run_next_job();
 			}

@@ -90,6 +90,22 @@ tm_xact_commit(void)
 }
 
 /*
+ * After an error caught inside tm_xact_begin/commit: aborts the transaction
+ * (which ends the SPI connection and pops the snapshot) and goes back to
+ * the caller's memory context.
+ */
+void
+tm_xact_abort(void)
+{
+	MemoryContext cxt = tm_xact_caller_cxt;
+
+	AbortCurrentTransaction();
+	if (cxt)
+		MemoryContextSwitchTo(cxt);
+	tm_xact_caller_cxt = NULL;
+}
+
+/*
  * The memory context for results of SPI reads.  Every SPI call leaves the
  * SPI procedure context current, which SPI_finish frees; inside
  * tm_xact_begin/commit, results go to the caller's context instead.

@@ -33,6 +33,9 @@ int			tm_max_workers = 4;
 int			tm_poll_interval = 10;
 int			tm_job_timeout = 600;
 int			tm_history_retention_days = 0;
+int			tm_lock_timeout = 5000;
+int			tm_lock_retries = 3;
+int			tm_statement_timeout = 0;
 
 /*
  * The prefix becomes part of every object name, so it obeys the tenant name
@@ -188,6 +191,33 @@ _PG_init(void)
 							0, 0, 36500,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_mgr.lock_timeout",
+							"Time a migration in a fleet run waits for a lock before it is retried.",
+							"Nothing is committed when a lock wait times out; the tenant is tried again later in the run, tenant_mgr.lock_retries times. 0 waits forever.",
+							&tm_lock_timeout,
+							5000, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_mgr.lock_retries",
+							"How many times a fleet run tries a tenant again after a lock timeout.",
+							NULL,
+							&tm_lock_retries,
+							3, 0, 100,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_mgr.statement_timeout",
+							"statement_timeout of each migration in a fleet run.",
+							"0 means no limit.",
+							&tm_statement_timeout,
+							0, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("tenant_mgr");

@@ -24,6 +24,7 @@
 #include "portability/instr_time.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
+#include "utils/array.h"
 #include "utils/elog.h"
 #include "utils/palloc.h"
 
@@ -166,7 +167,9 @@ typedef enum TmExecAction
 	TM_EXEC_CREATE_DATABASE,	/* control database: owner role, database */
 	TM_EXEC_MIGRATE,			/* tenant database: ledger and migrations */
 	TM_EXEC_DROP_DATABASE,		/* control database: database, owner role */
-	TM_EXEC_READ_LEDGER			/* tenant database: compare the ledger */
+	TM_EXEC_READ_LEDGER,		/* tenant database: compare the ledger */
+	TM_EXEC_RUN_LEAD,			/* control database: lead a fleet run */
+	TM_EXEC_RUN_HELP			/* control database: schema tenants of a run */
 } TmExecAction;
 
 typedef enum TmExecState
@@ -205,12 +208,21 @@ typedef struct TmExecTask
 	Oid			database_oid;	/* DROP_DATABASE: the database to drop */
 	int64		target;
 	bool		force;
+	int64		run_id;			/* fleet runs: the run */
+	bool		resume;			/* RUN_LEAD: an interrupted run goes on */
+	bool		dry_run;		/* MIGRATE: apply, report and roll back */
+	Oid			control_db;		/* MIGRATE in a run: where tenant locks are */
+	int			lock_timeout_ms;	/* for each migration, 0: none */
+	int			statement_timeout_ms;	/* for each migration, 0: none */
+	Size		options;		/* RUN_LEAD: the run's options (jsonb text) */
+	volatile bool cancel;		/* set by the driver: stop after this step */
 	int			driver_procno;	/* whose latch to set when the result is in */
 	int			nmigrations;
 	Size		migrations_off;
 	Size		texts_off;		/* the text area, TM_TEXTS_SIZE bytes */
 
 	/* result */
+	volatile bool started;		/* RUN_LEAD: the run is recorded */
 	TmExecState state;
 	int			sqlerrcode;
 	/* texts in the text area (tm_task_set_text, tm_task_text); 0: none */
@@ -303,6 +315,7 @@ extern bool tm_dbtenant_correct_version(TmTenant *t, List *migrations);
 #define TM_FN_DROP "tenant_mgr.tenant_drop(text,boolean,boolean)"
 #define TM_FN_RENAME "tenant_mgr.tenant_rename(text,text)"
 #define TM_FN_DETACH "tenant_mgr.tenant_detach(text,boolean,boolean)"
+#define TM_FN_MIGRATE "tenant_mgr.tenant_migrate(text,bigint,boolean,boolean,integer,text[],text,jsonb,boolean)"
 extern bool tm_may(Oid role, const char *function);
 extern void tm_check_may(Oid role, const char *function);
 extern void tm_check_role_free(const char *role);
@@ -363,8 +376,28 @@ extern void tm_migration_apply(const TmTenant *tenant, TmStep *step);
 extern int64 tm_version_after(List *steps, ListCell *lc, int64 target);
 
 /* in fleet.c */
-extern void tm_fleet_migrate(const char *name, bool has_target, int64 target,
-							 bool stop_on_error, ReturnSetInfo *rsinfo);
+typedef struct TmRunOptions
+{
+	bool		has_target;
+	int64		target;
+	bool		stop_on_error;
+	bool		wait;
+	int32		canary;
+	ArrayType  *names;			/* text[], or NULL */
+	char	   *pattern;		/* LIKE pattern, or NULL */
+	char	   *metadata;		/* jsonb text, or NULL */
+	bool		dry_run;
+} TmRunOptions;
+extern void tm_fleet_migrate(const char *name, TmRunOptions *opts,
+							 ReturnSetInfo *rsinfo);
+extern bool tm_run_cancel(int64 run_id);
+
+/* in run.c */
+extern void tm_run_lead(TmExecTask *task);
+extern void tm_run_help(TmExecTask *task);
+extern void tm_runs_resume(void);
+extern bool tm_run_is_going(int64 run_id);
+extern int64 tm_runs_prune(const char *tenant, Datum older_than);
 
 
 /*
@@ -467,12 +500,14 @@ extern void tm_event_log(int64 run_id, const char *tenant,
 extern void tm_event_log_steps(int64 run_id, const char *tenant, List *steps);
 extern int64 tm_events_prune(const char *tenant, Datum older_than);
 extern void tm_tenant_lock(const char *name);
+extern void tm_tenant_lock_in(Oid dboid, const char *name);
 
 /* in spi.c */
 extern void tm_spi_connect(void);
 extern void tm_spi_finish(void);
 extern void tm_xact_begin(void);
 extern void tm_xact_commit(void);
+extern void tm_xact_abort(void);
 extern MemoryContext tm_result_cxt(void);
 extern void tm_become(Oid role, int extra_sec_context, TmIdentity *saved);
 extern void tm_restore(const TmIdentity *saved);
@@ -511,6 +546,9 @@ extern int	tm_max_workers;
 extern int	tm_poll_interval;
 extern int	tm_job_timeout;
 extern int	tm_history_retention_days;
+extern int	tm_lock_timeout;
+extern int	tm_lock_retries;
+extern int	tm_statement_timeout;
 extern void tm_require_control_database(void);
 extern bool tm_is_control_database(void);
 
