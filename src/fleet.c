@@ -456,6 +456,7 @@ tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r)
 				 errhint("Raise max_worker_processes, or try again later.")));
 
 	tm_run_wait(lead, !opts->wait);
+	tm_exec_release(lead);
 	if (!opts->wait)
 	{
 		tm_put_run_row(r);
