@@ -432,7 +432,7 @@ migration_remove(PG_FUNCTION_ARGS)
  * migrations_load reads the layouts of the common migration tools, one
  * version per migration:
  *
- *	NNN_name.sql		up (tenant_mgr, dbmate-style), down NNN_name.down.sql
+ *	NNN_name.sql		up (tenant_mgr), down NNN_name.down.sql
  *	NNN_name.up.sql		up (golang-migrate, River, sqlx), down NNN_name.down.sql
  *	NNNN-name.sql		up (Supabase-style), down NNNN-name.down.sql
  *	V<n>__name.sql		up (Flyway), undo U<n>__name.sql
@@ -490,7 +490,6 @@ tm_parse_file_name(const char *path, const char *fname, int64 *version,
 	const char *digits = fname;
 	const char *p;
 	const char *end = fname + strlen(fname);
-	int			ndigits;
 
 	*down = false;
 	if (fname[0] == 'V' || fname[0] == 'U')
@@ -532,17 +531,13 @@ tm_parse_file_name(const char *path, const char *fname, int64 *version,
 	if (end <= p)
 		return false;			/* no name */
 
-	/* leading zeros are common (0001-...); what follows must fit a bigint */
-	while (*digits == '0' && digits[1] >= '0' && digits[1] <= '9')
-		digits++;
-	for (ndigits = 0; digits[ndigits] >= '0' && digits[ndigits] <= '9'; ndigits++)
-		;
-	if (ndigits > 18)
+	errno = 0;
+	*version = strtoi64(digits, NULL, 10);
+	if (errno == ERANGE)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("version of migration file \"%s\" is out of range", path),
 				 errdetail("Versions must fit in a bigint.")));
-	*version = strtoi64(digits, NULL, 10);
 	*name = pnstrdup(p, end - p);
 	return true;
 }
@@ -631,7 +626,10 @@ tm_read_file(const char *path)
 				 errmsg("migration file \"%s\" is too large", path)));
 	initStringInfo(&buf);
 	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+	{
+		CHECK_FOR_INTERRUPTS();
 		appendBinaryStringInfo(&buf, chunk, n);
+	}
 	if (n < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),

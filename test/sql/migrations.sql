@@ -107,6 +107,7 @@ SELECT pg_temp.load(:'layouts' || '/name_mismatch');
 SELECT pg_temp.load(:'layouts' || '/subdir');
 SELECT pg_temp.load(:'layouts' || '/bad_sql');
 SELECT pg_temp.load(:'layouts' || '/version_zero');
+SELECT pg_temp.load(:'layouts' || '/version_range');
 -- a FIFO is refused without being opened (opening it would block); git
 -- cannot hold one, so it is made in a temporary directory
 CREATE TEMP TABLE regress_fifo_dir (path text);
