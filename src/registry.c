@@ -23,6 +23,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
+#include "commands/defrem.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -34,6 +35,7 @@
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 #include "tenant_mgr.h"
 
@@ -144,6 +146,7 @@ tm_check_statements(int64 version, const char *direction, const char *sql)
 	{
 		Node	   *stmt = ((RawStmt *) lfirst(lc))->stmt;
 		bool		outside_xact = false;
+		bool		nontransactional = false;
 
 		switch (nodeTag(stmt))
 		{
@@ -159,14 +162,17 @@ tm_check_statements(int64 version, const char *direction, const char *sql)
 			case T_CreateTableSpaceStmt:
 			case T_DropTableSpaceStmt:
 			case T_AlterSystemStmt:
-			case T_VacuumStmt:
 				outside_xact = true;
 				break;
+			case T_VacuumStmt:
+				/* ANALYZE alone runs inside a transaction block */
+				outside_xact = nontransactional = ((VacuumStmt *) stmt)->is_vacuumcmd;
+				break;
 			case T_IndexStmt:
-				outside_xact = ((IndexStmt *) stmt)->concurrent;
+				outside_xact = nontransactional = ((IndexStmt *) stmt)->concurrent;
 				break;
 			case T_DropStmt:
-				outside_xact = ((DropStmt *) stmt)->concurrent;
+				outside_xact = nontransactional = ((DropStmt *) stmt)->concurrent;
 				break;
 			case T_ReindexStmt:
 				{
@@ -174,22 +180,39 @@ tm_check_statements(int64 version, const char *direction, const char *sql)
 
 					foreach(opt, ((ReindexStmt *) stmt)->params)
 					{
-						if (strcmp(((DefElem *) lfirst(opt))->defname,
-								   "concurrently") == 0)
-							outside_xact = true;
+						DefElem    *def = lfirst(opt);
+
+						if (strcmp(def->defname, "concurrently") == 0 &&
+							defGetBoolean(def))
+							outside_xact = nontransactional = true;
 					}
 				}
 				break;
 			default:
 				break;
 		}
-		if (outside_xact)
+		if (!outside_xact)
+			continue;
+
+		/*
+		 * VACUUM and the CONCURRENTLY forms are what non-transactional
+		 * migrations are for; the command tag alone ("CREATE INDEX") would
+		 * hide what is wrong with the statement.
+		 */
+		if (nontransactional)
 			ereport(ERROR,
 					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-					 errmsg("%s SQL of migration " INT64_FORMAT " contains %s, which cannot run inside a transaction block",
-							direction, version, CreateCommandName(stmt)),
-					 errdetail("A migration commits together with its ledger row, so it runs inside a transaction block."),
-					 errhint("Non-transactional migrations are not supported yet; run such a statement outside tenant_mgr.")));
+					 errmsg("%s SQL of migration " INT64_FORMAT " contains %s%s, which cannot run inside a transaction block",
+							direction, version, CreateCommandName(stmt),
+							IsA(stmt, VacuumStmt) ? "" : " CONCURRENTLY"),
+					 errdetail("A transactional migration commits together with its ledger row, so it runs inside a transaction block."),
+					 errhint("Register the statement as a migration of its own, with transactional => false.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("%s SQL of migration " INT64_FORMAT " contains %s, which cannot run inside a transaction block",
+						direction, version, CreateCommandName(stmt)),
+				 errdetail("A migration commits together with its ledger row, so it runs inside a transaction block."),
+				 errhint("Non-transactional migrations are not supported yet; run such a statement outside tenant_mgr.")));
 	}
 	return list_length(stmts);
 }
@@ -234,22 +257,22 @@ tm_check_migration(int64 version, const char *name, const char *up_sql,
 }
 
 /*
- * Registers one migration.  Returns true if it is new, false if the very
- * same migration was already registered.  Expects an SPI connection and the
- * registry lock.
+ * Checks one migration against the rules and the registry, without
+ * registering it.  Returns true if it is new, false if the very same
+ * migration is already registered; a new one must be above latest, the
+ * highest registered version.  Sets *checksum.  Expects an SPI connection
+ * and the registry lock.
  */
 static bool
-tm_register(int64 version, const char *name, const char *up_sql,
-			const char *down_sql, bool transactional)
+tm_register_check(int64 version, const char *name, const char *up_sql,
+				  const char *down_sql, bool transactional, int64 latest,
+				  char **checksum)
 {
-	char	   *checksum;
-	Oid			types[7] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64		latest;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
 
 	tm_check_migration(version, name, up_sql, down_sql, transactional);
-	checksum = tm_checksum(up_sql);
+	*checksum = tm_checksum(up_sql);
 
 	/* An already registered version: the same migration again, or an error. */
 	values[0] = Int64GetDatum(version);
@@ -264,7 +287,7 @@ tm_register(int64 version, const char *name, const char *up_sql,
 		char	   *old_down = tm_get_text(0, 3);
 		int64		applied = tm_get_int64(0, 4);
 
-		if (strcmp(old_name, name) == 0 && strcmp(old_checksum, checksum) == 0 &&
+		if (strcmp(old_name, name) == 0 && strcmp(old_checksum, *checksum) == 0 &&
 			((old_down == NULL && down_sql == NULL) ||
 			 (old_down && down_sql && strcmp(tm_checksum(old_down),
 											 tm_checksum(down_sql)) == 0)))
@@ -286,14 +309,26 @@ tm_register(int64 version, const char *name, const char *up_sql,
 						 version)));
 	}
 
-	latest = tm_migration_latest();
 	if (version < latest)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration version " INT64_FORMAT " is lower than the latest registered version " INT64_FORMAT,
 						version, latest),
 				 errhint("Migrations are applied in version order; register new ones above the latest.")));
+	return true;
+}
 
+/* Inserts a migration that tm_register_check found new. */
+static void
+tm_register_insert(int64 version, const char *name, const char *up_sql,
+				   const char *down_sql, bool transactional,
+				   const char *checksum)
+{
+	Oid			types[7] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(version);
 	values[1] = CStringGetTextDatum(name);
 	values[2] = CStringGetTextDatum(up_sql);
 	if (down_sql)
@@ -307,7 +342,6 @@ tm_register(int64 version, const char *name, const char *up_sql,
 					" (version, name, up_sql, down_sql, transactional, checksum, registered_by)"
 					" VALUES ($1, $2, $3, $4, $5, $6, $7::name)",
 					7, types, values, nulls, SPI_OK_INSERT);
-	return true;
 }
 
 static void
@@ -323,20 +357,31 @@ tm_lock_registry(void)
 Datum
 migration_add(PG_FUNCTION_ARGS)
 {
+	int64		version;
+	char	   *name;
+	char	   *up_sql;
+	char	   *down_sql;
+	bool		transactional;
+	char	   *checksum;
 	bool		added;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(4))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("version, name, up_sql and transactional must not be null")));
+	version = PG_GETARG_INT64(0);
+	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	up_sql = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	down_sql = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	transactional = PG_GETARG_BOOL(4);
 
 	tm_spi_connect();
 	tm_lock_registry();
-	added = tm_register(PG_GETARG_INT64(0),
-						text_to_cstring(PG_GETARG_TEXT_PP(1)),
-						text_to_cstring(PG_GETARG_TEXT_PP(2)),
-						PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3)),
-						PG_GETARG_BOOL(4));
+	added = tm_register_check(version, name, up_sql, down_sql, transactional,
+							  tm_migration_latest(), &checksum);
+	if (added)
+		tm_register_insert(version, name, up_sql, down_sql, transactional,
+						   checksum);
 	tm_spi_finish();
 	PG_RETURN_BOOL(added);
 }
@@ -381,38 +426,32 @@ migration_remove(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(true);
 }
 
-/* Reads a whole server file as text in the database encoding. */
-static char *
-tm_read_file(const char *path)
-{
-	FILE	   *f = AllocateFile(path, PG_BINARY_R);
-	StringInfoData buf;
-	char		chunk[8192];
-	size_t		n;
-
-	if (f == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\" for reading: %m", path)));
-	initStringInfo(&buf);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		appendBinaryStringInfo(&buf, chunk, n);
-	if (ferror(f))
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read file \"%s\": %m", path)));
-	FreeFile(f);
-	pg_verify_mbstr(GetDatabaseEncoding(), buf.data, buf.len, false);
-	return buf.data;
-}
-
-/* A migration file found by migrations_load. */
+/*
+ * Migration files.
+ *
+ * migrations_load reads the layouts of the common migration tools, one
+ * version per migration:
+ *
+ *	NNN_name.sql		up (tenant_mgr), down NNN_name.down.sql
+ *	NNN_name.up.sql		up (golang-migrate, River, sqlx), down NNN_name.down.sql
+ *	NNNN-name.sql		up (Supabase-style), down NNNN-name.down.sql
+ *	V<n>__name.sql		up (Flyway), undo U<n>__name.sql
+ *
+ * Anything else in the directory is an error, never skipped: a misnamed
+ * migration silently left out is worse than a failed load.  Only names
+ * beginning with a dot (.gitkeep, editor swap files) and README files are
+ * not migrations by convention, and are ignored.
+ */
 typedef struct TmFile
 {
 	int64		version;
 	char	   *name;
 	char	   *up_path;
 	char	   *down_path;
+	char	   *up_sql;
+	char	   *down_sql;
+	char	   *checksum;
+	bool		new;
 } TmFile;
 
 static int
@@ -424,46 +463,291 @@ tm_file_cmp(const ListCell *a, const ListCell *b)
 	return (va > vb) - (va < vb);
 }
 
+static int
+tm_string_cmp(const ListCell *a, const ListCell *b)
+{
+	return strcmp(lfirst(a), lfirst(b));
+}
+
+/* True for a directory entry that is by convention not a migration. */
+static bool
+tm_file_ignored(const char *fname)
+{
+	return fname[0] == '.' ||
+		(pg_strncasecmp(fname, "readme", 6) == 0 &&
+		 (fname[6] == '\0' || fname[6] == '.'));
+}
+
 /*
- * Splits "NNN_name.sql" or "NNN_name.down.sql" into its parts.  Returns
- * false for any other file name.
+ * Splits a migration file name (see above) into version, name and
+ * direction.  Returns false for a name of no known layout; raises an error
+ * for a version that does not fit a bigint.
  */
 static bool
-tm_parse_file_name(const char *fname, int64 *version, char **name, bool *down)
+tm_parse_file_name(const char *path, const char *fname, int64 *version,
+				   char **name, bool *down)
 {
-	const char *p = fname;
-	size_t		len = strlen(fname);
-	size_t		suffix;
+	const char *digits = fname;
+	const char *p;
+	const char *end = fname + strlen(fname);
 
-	while (*p >= '0' && *p <= '9')
+	*down = false;
+	if (fname[0] == 'V' || fname[0] == 'U')
+	{
+		/* Flyway: the prefix gives the direction, "__" ends the version */
+		*down = fname[0] == 'U';
+		digits = fname + 1;
+	}
+	for (p = digits; *p >= '0' && *p <= '9'; p++)
+		;
+	if (p == digits)
+		return false;
+	if (digits != fname)
+	{
+		if (strncmp(p, "__", 2) != 0)
+			return false;
+		p += 2;
+	}
+	else if (*p == '_' || *p == '-')
 		p++;
-	if (p == fname || *p != '_' || p - fname > 18)
+	else
 		return false;
-	*down = len > 9 && strcmp(fname + len - 9, ".down.sql") == 0;
-	suffix = *down ? 9 : 4;
-	if (len < suffix || strcmp(fname + len - 4, ".sql") != 0)
+
+	/* the suffix; only the numbered layouts say the direction in it */
+	if (end - p >= 4 && strcmp(end - 4, ".sql") == 0)
+		end -= 4;
+	else
 		return false;
-	if ((size_t) (p + 1 - fname) >= len - suffix)
-		return false;
-	*version = strtoi64(fname, NULL, 10);
-	*name = pnstrdup(p + 1, len - suffix - (p + 1 - fname));
+	if (digits == fname)
+	{
+		if (end - p >= 5 && strncmp(end - 5, ".down", 5) == 0)
+		{
+			*down = true;
+			end -= 5;
+		}
+		else if (end - p >= 3 && strncmp(end - 3, ".up", 3) == 0)
+			end -= 3;
+	}
+	if (end <= p)
+		return false;			/* no name */
+
+	errno = 0;
+	*version = strtoi64(digits, NULL, 10);
+	if (errno == ERANGE)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("version of migration file \"%s\" is out of range", path),
+				 errdetail("Versions must fit in a bigint.")));
+	*name = pnstrdup(p, end - p);
 	return true;
+}
+
+/* What the error context of reading and checking migration files names. */
+typedef struct TmFileContext
+{
+	const char *path;
+	const char *other;			/* the down file, while both are checked */
+} TmFileContext;
+
+static void
+tm_file_error_callback(void *arg)
+{
+	TmFileContext *fc = (TmFileContext *) arg;
+
+	if (fc->other)
+		errcontext("migration files \"%s\" and \"%s\"", fc->path, fc->other);
+	else
+		errcontext("migration file \"%s\"", fc->path);
+}
+
+/*
+ * Refuses anything but a regular file (or a symbolic link to one) before it
+ * is opened: opening a FIFO would block the backend until a writer comes.
+ */
+static void
+tm_check_regular_file(const char *path)
+{
+	struct stat st;
+	const char *kind;
+
+	if (stat(path, &st) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	if (S_ISREG(st.st_mode))
+		return;
+	if (S_ISDIR(st.st_mode))
+		kind = "a directory";
+	else if (S_ISFIFO(st.st_mode))
+		kind = "a FIFO";
+#ifdef S_ISSOCK
+	else if (S_ISSOCK(st.st_mode))
+		kind = "a socket";
+#endif
+	else
+		kind = "a device or other special file";
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("\"%s\" is not a regular file", path),
+			 errdetail("It is %s; migrations_load reads only regular files.", kind),
+			 errhint("Move it out of the migration directory.")));
+}
+
+/*
+ * Reads a whole migration file as text in the database encoding.  It was
+ * checked to be a regular file; it is opened without blocking and checked
+ * again, in case it was replaced meanwhile.
+ */
+static char *
+tm_read_file(const char *path)
+{
+	int			fd;
+	struct stat st;
+	StringInfoData buf;
+	char		chunk[8192];
+	ssize_t		n;
+
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY | O_NONBLOCK);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" for reading: %m", path)));
+	if (fstat(fd, &st) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	if (!S_ISREG(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a regular file", path)));
+	if ((uint64) st.st_size >= (uint64) MaxAllocSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("migration file \"%s\" is too large", path)));
+	initStringInfo(&buf);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		appendBinaryStringInfo(&buf, chunk, n);
+	}
+	if (n < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", path)));
+	CloseTransientFile(fd);
+	pg_verify_mbstr(GetDatabaseEncoding(), buf.data, buf.len, false);
+	return buf.data;
+}
+
+/*
+ * Lists the migrations of directory dir, by version, refusing anything it
+ * does not understand.  Opens no file.
+ */
+static List *
+tm_scan_directory(const char *dir)
+{
+	DIR		   *d;
+	struct dirent *de;
+	List	   *names = NIL;
+	List	   *files = NIL;
+	ListCell   *lc;
+
+	/* sorted, so that the first bad entry reported does not vary */
+	d = AllocateDir(dir);
+	while ((de = ReadDir(d, dir)) != NULL)
+	{
+		if (!tm_file_ignored(de->d_name))
+			names = lappend(names, pstrdup(de->d_name));
+	}
+	FreeDir(d);
+	list_sort(names, tm_string_cmp);
+
+	foreach(lc, names)
+	{
+		const char *fname = lfirst(lc);
+		char	   *path = psprintf("%s/%s", dir, fname);
+		int64		version;
+		char	   *name;
+		bool		down;
+		TmFile	   *file = NULL;
+		ListCell   *fc;
+
+		tm_check_regular_file(path);
+		if (!tm_parse_file_name(path, fname, &version, &name, &down))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_NAME),
+					 errmsg("\"%s\" is not a migration file", path),
+					 errdetail("Migration files are named NNN_name.sql, NNN_name.up.sql, NNN-name.sql or V<n>__name.sql, with down files NNN_name.down.sql or U<n>__name.sql."),
+					 errhint("Rename the file or move it out of the directory; only names beginning with a dot and README files are ignored.")));
+
+		foreach(fc, files)
+		{
+			if (((TmFile *) lfirst(fc))->version == version)
+				file = lfirst(fc);
+		}
+		if (file == NULL)
+		{
+			file = palloc0(sizeof(TmFile));
+			file->version = version;
+			file->name = name;
+			files = lappend(files, file);
+		}
+		else
+		{
+			char	   *other = down ? file->down_path : file->up_path;
+
+			if (other == NULL)
+				other = down ? file->up_path : file->down_path;
+			if (down ? file->down_path != NULL : file->up_path != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_OBJECT),
+						 errmsg("migration files \"%s\" and \"%s\" have the same version " INT64_FORMAT,
+								other, path, version),
+						 errdetail("Each version has one up file and at most one down file.")));
+			if (strcmp(file->name, name) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_OBJECT),
+						 errmsg("migration files \"%s\" and \"%s\" have the same version " INT64_FORMAT " but different names",
+								other, path, version),
+						 errdetail("An up file and its down file name the same migration.")));
+		}
+		if (down)
+			file->down_path = path;
+		else
+			file->up_path = path;
+	}
+
+	foreach(lc, files)
+	{
+		TmFile	   *file = lfirst(lc);
+
+		if (file->up_path == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FILE),
+					 errmsg("down migration file \"%s\" has no up migration file beside it",
+							file->down_path),
+					 errhint("Add the up file of migration " INT64_FORMAT ", or remove the down file.",
+							 file->version)));
+	}
+	list_sort(files, tm_file_cmp);
+	return files;
 }
 
 /*
  * migrations_load(directory) returns integer
  *
- * Registers NNN_name.sql files in version order, each with its optional
- * NNN_name.down.sql.  Reading server files needs pg_read_server_files.
+ * Registers the migration files of a server directory (see above) in
+ * version order, and returns how many were new.  Every file is read and
+ * checked before the first is registered.  Reading server files needs
+ * pg_read_server_files.
  */
 Datum
 migrations_load(PG_FUNCTION_ARGS)
 {
 	char	   *dir = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	DIR		   *d;
-	struct dirent *de;
-	List	   *files = NIL;
+	List	   *files;
 	ListCell   *lc;
+	int64		latest;
 	int			added = 0;
 
 	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
@@ -472,65 +756,46 @@ migrations_load(PG_FUNCTION_ARGS)
 				 errmsg("permission denied to read migration files"),
 				 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may load migrations from server files.")));
 
-	d = AllocateDir(dir);
-	while ((de = ReadDir(d, dir)) != NULL)
-	{
-		int64		version;
-		char	   *name;
-		bool		down;
-		TmFile	   *file = NULL;
-		char	   *path;
-
-		if (!tm_parse_file_name(de->d_name, &version, &name, &down))
-			continue;
-		path = psprintf("%s/%s", dir, de->d_name);
-		foreach(lc, files)
-		{
-			if (((TmFile *) lfirst(lc))->version == version)
-				file = lfirst(lc);
-		}
-		if (file == NULL)
-		{
-			file = palloc0(sizeof(TmFile));
-			file->version = version;
-			files = lappend(files, file);
-		}
-		if (file->name && strcmp(file->name, name) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_OBJECT),
-					 errmsg("directory \"%s\" has two migrations with version " INT64_FORMAT,
-							dir, version),
-					 errdetail("Their names are \"%s\" and \"%s\".", file->name, name)));
-		file->name = name;
-		if (down)
-			file->down_path = path;
-		else if (file->up_path)
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_OBJECT),
-					 errmsg("directory \"%s\" has two migrations with version " INT64_FORMAT,
-							dir, version)));
-		else
-			file->up_path = path;
-	}
-	FreeDir(d);
-
-	list_sort(files, tm_file_cmp);
+	/* "dir/" names its files "dir//001_x.sql" otherwise */
+	while (strlen(dir) > 1 && dir[strlen(dir) - 1] == '/')
+		dir[strlen(dir) - 1] = '\0';
+	files = tm_scan_directory(dir);
 
 	tm_spi_connect();
 	tm_lock_registry();
+	latest = tm_migration_latest();
+	foreach(lc, files)
+	{
+		TmFile	   *file = lfirst(lc);
+		TmFileContext fc = {file->up_path, NULL};
+		ErrorContextCallback errcb;
+
+		errcb.callback = tm_file_error_callback;
+		errcb.arg = &fc;
+		errcb.previous = error_context_stack;
+		error_context_stack = &errcb;
+		file->up_sql = tm_read_file(file->up_path);
+		if (file->down_path)
+		{
+			fc.path = file->down_path;
+			file->down_sql = tm_read_file(file->down_path);
+			fc.path = file->up_path;
+			fc.other = file->down_path;
+		}
+		file->new = tm_register_check(file->version, file->name, file->up_sql,
+									  file->down_sql, true, latest,
+									  &file->checksum);
+		error_context_stack = errcb.previous;
+	}
 	foreach(lc, files)
 	{
 		TmFile	   *file = lfirst(lc);
 
-		if (file->up_path == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_FILE),
-					 errmsg("down migration \"%s\" has no up migration beside it",
-							file->down_path)));
-		if (tm_register(file->version, file->name, tm_read_file(file->up_path),
-						file->down_path ? tm_read_file(file->down_path) : NULL,
-						true))
-			added++;
+		if (!file->new)
+			continue;
+		tm_register_insert(file->version, file->name, file->up_sql,
+						   file->down_sql, true, file->checksum);
+		added++;
 	}
 	tm_spi_finish();
 	PG_RETURN_INT32(added);

@@ -17,6 +17,7 @@
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -108,6 +109,33 @@ tm_verify_gaps(ReturnSetInfo *rsinfo, const TmTenant *t, List *migrations,
 	}
 }
 
+/* The highest registered version, 0 when none is. */
+static int64
+tm_registry_latest(List *migrations)
+{
+	return migrations ? ((TmMigration *) llast(migrations))->version : 0;
+}
+
+/*
+ * Reports a ledger ahead of the registry: the tenant was migrated by a newer
+ * release, or migrations were removed from the registry.  what says which
+ * of the ledger's versions are above the latest registered one.
+ */
+static void
+tm_report_ahead(ReturnSetInfo *rsinfo, const TmTenant *t, List *migrations,
+				const char *what)
+{
+	int64		latest = tm_registry_latest(migrations);
+
+	if (latest == 0)
+		tm_report(rsinfo, t->name, "ledger_ahead",
+				  psprintf("%s, and no migration is registered", what));
+	else
+		tm_report(rsinfo, t->name, "ledger_ahead",
+				  psprintf("%s, above the latest registered version " INT64_FORMAT,
+						   what, latest));
+}
+
 /* Checks one schema tenant's object and ledger against its catalog row. */
 static void
 tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
@@ -118,6 +146,8 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 	int64		ledger_version = 0;
 	List	   *rows;
 	ListCell   *lc;
+	StringInfoData ahead;
+	int			nahead = 0;
 
 	if (!OidIsValid(nspoid))
 	{
@@ -145,6 +175,7 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 	if (!tm_verify_ledger(rsinfo, &found, &rows))
 		return;
 	tm_verify_gaps(rsinfo, t, migrations, rows);
+	initStringInfo(&ahead);
 	foreach(lc, rows)
 	{
 		TmLedgerRow *row = lfirst(lc);
@@ -162,8 +193,19 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 			tm_report(rsinfo, t->name, "checksum_mismatch",
 					  psprintf("migration " INT64_FORMAT " was applied with checksum %s, the registered one is %s",
 							   row->version, row->checksum, registered->checksum));
+		if (row->version > tm_registry_latest(migrations))
+		{
+			appendStringInfo(&ahead, "%s" INT64_FORMAT,
+							 nahead > 0 ? ", " : "", row->version);
+			nahead++;
+		}
 		ledger_version = row->version;
 	}
+	if (nahead > 0)
+		tm_report_ahead(rsinfo, t, migrations,
+						psprintf("the ledger records %s %s",
+								 nahead > 1 ? "migrations" : "migration",
+								 ahead.data));
 	if (ledger_version != t->version)
 		tm_report(rsinfo, t->name, "version_mismatch",
 				  psprintf("the catalog says version " INT64_FORMAT ", the ledger says " INT64_FORMAT,
@@ -216,14 +258,25 @@ tm_verify_database_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 	{
 		if (run->task->unknown > 0)
 			tm_report(rsinfo, t->name, "unknown_migration",
+					  run->task->unknown == 1 ?
+					  "the ledger records 1 migration that is not registered" :
 					  psprintf("the ledger records %d migrations that are not registered",
 							   run->task->unknown));
 		if (run->task->missing > 0)
 			tm_report(rsinfo, t->name, "missing_migration",
+					  run->task->missing == 1 ?
+					  "the ledger lacks 1 registered migration below its latest" :
 					  psprintf("the ledger lacks %d registered migrations below its latest",
 							   run->task->missing));
+		/* the executor counts rows; of their versions it returns the latest */
+		if (run->task->version > tm_registry_latest(migrations))
+			tm_report_ahead(rsinfo, t, migrations,
+							psprintf("the ledger's latest migration is " INT64_FORMAT,
+									 run->task->version));
 		if (run->task->mismatched > 0)
 			tm_report(rsinfo, t->name, "checksum_mismatch",
+					  run->task->mismatched == 1 ?
+					  "1 migration was applied with another checksum than the registered one" :
 					  psprintf("%d migrations were applied with another checksum than the registered one",
 							   run->task->mismatched));
 		if (run->task->version != t->version)

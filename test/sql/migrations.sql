@@ -37,12 +37,88 @@ SELECT tenant_mgr.migration_add(1, 'x', 'VACUUM');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenant_mgr.migration_add(1, 'x', 'CREATE INDEX CONCURRENTLY i ON t (id)');
 \echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int)', down_sql => 'DROP INDEX CONCURRENTLY i');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'REINDEX (CONCURRENTLY) TABLE t');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'REINDEX TABLE CONCURRENTLY t');
+\echo :LAST_ERROR_SQLSTATE
 SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int)', down_sql => ' ');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int)', down_sql => 'DROP TABLE t; COMMIT');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int)', transactional => false);
 \echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS registered FROM tenant_mgr.migration;
+-- ANALYZE and REINDEX without CONCURRENTLY run inside a transaction block
+BEGIN;
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int); ANALYZE t; REINDEX (CONCURRENTLY false) TABLE t') AS added;
+ROLLBACK;
+
+-- migrations_load reads the layouts of the common tools (test/layouts);
+-- load() shows its result, or its error with the directory written $DIR
+\set layouts :abs_srcdir '/layouts'
+CREATE FUNCTION pg_temp.load(dir text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    n int;
+    s text;
+    m text;
+    d text;
+    h text;
+    c text;
+BEGIN
+    n := tenant_mgr.migrations_load(dir);
+    RETURN NEXT 'loaded ' || n;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS s = RETURNED_SQLSTATE, m = MESSAGE_TEXT,
+        d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT, c = PG_EXCEPTION_CONTEXT;
+    RETURN NEXT 'ERROR ' || s || ': ' || replace(m, dir, '$DIR');
+    IF d <> '' THEN
+        RETURN NEXT 'DETAIL: ' || replace(d, dir, '$DIR');
+    END IF;
+    IF h <> '' THEN
+        RETURN NEXT 'HINT: ' || replace(h, dir, '$DIR');
+    END IF;
+    RETURN QUERY SELECT 'CONTEXT: ' || replace(l, dir, '$DIR')
+                   FROM regexp_split_to_table(c, E'\n') l
+                  WHERE l !~ '^(PL/pgSQL function|SQL statement)';
+END $$;
+-- golang-migrate, River, sqlx: NNN_name.up.sql with NNN_name.down.sql
+BEGIN;
+SELECT pg_temp.load(:'layouts' || '/updown');
+SELECT version, name, down_sql IS NOT NULL AS reversible FROM tenant_mgr.migration ORDER BY 1;
+ROLLBACK;
+-- NNNN-name.sql, with a down file
+BEGIN;
+SELECT pg_temp.load(:'layouts' || '/dash');
+SELECT version, name, down_sql IS NOT NULL AS reversible FROM tenant_mgr.migration ORDER BY 1;
+ROLLBACK;
+-- Flyway: V<n>__name.sql and the undo U<n>__name.sql, in numeric order;
+-- README.md and .gitkeep are ignored; a trailing slash is fine
+BEGIN;
+SELECT pg_temp.load(:'layouts' || '/flyway/');
+SELECT version, name, down_sql IS NOT NULL AS reversible FROM tenant_mgr.migration ORDER BY 1;
+ROLLBACK;
+-- directories with something it does not understand are refused whole
+SELECT pg_temp.load(:'layouts' || '/stray');
+SELECT pg_temp.load(:'layouts' || '/two_ups');
+SELECT pg_temp.load(:'layouts' || '/orphan_down');
+SELECT pg_temp.load(:'layouts' || '/name_mismatch');
+SELECT pg_temp.load(:'layouts' || '/subdir');
+SELECT pg_temp.load(:'layouts' || '/bad_sql');
+SELECT pg_temp.load(:'layouts' || '/version_zero');
+SELECT pg_temp.load(:'layouts' || '/version_range');
+-- a FIFO is refused without being opened (opening it would block); git
+-- cannot hold one, so it is made in a temporary directory
+CREATE TEMP TABLE regress_fifo_dir (path text);
+COPY regress_fifo_dir FROM PROGRAM 'mktemp -d';
+SELECT format('echo "CREATE TABLE a (id int);" > %1$s/001_a.sql && mkfifo %1$s/002_b.sql', path) AS make_fifo,
+       format('rm -r %s', path) AS remove_fifo,
+       path AS fifo_dir
+  FROM regress_fifo_dir \gset
+COPY (SELECT 1 WHERE false) TO PROGRAM :'make_fifo';
+SELECT pg_temp.load(:'fifo_dir');
+COPY (SELECT 1 WHERE false) TO PROGRAM :'remove_fifo';
 SELECT count(*) AS registered FROM tenant_mgr.migration;
 
 -- a directory of NNN_name.sql files, in version order

@@ -258,6 +258,25 @@ SET client_min_messages = warning;
 DROP SCHEMA tenant_victim CASCADE;
 RESET client_min_messages;
 
+-- 14. drift: a ledger of the right shape that disagrees with the registry.
+-- A superuser edits a checksum: verify() names the migration and both sums.
+UPDATE tenant_bystander.tenant_mgr_ledger SET checksum = 'edited' WHERE version = 2;
+SELECT * FROM tenant_mgr.verify();
+UPDATE tenant_bystander.tenant_mgr_ledger l SET checksum = m.checksum
+  FROM tenant_mgr.migration m WHERE m.version = l.version AND l.version = 2;
+-- rows for versions nobody registered: above the latest registered one,
+-- the ledger is ahead of the registry (a newer release migrated it)
+INSERT INTO tenant_bystander.tenant_mgr_ledger (version, name, checksum)
+VALUES (7, 'from_a_newer_release', 'x'), (9, 'from_a_newer_release', 'y');
+SELECT * FROM tenant_mgr.verify();
+-- once 8 is registered: 7 is unknown but not ahead, 9 alone is ahead, and
+-- the ledger lacks 8 below its latest
+SELECT tenant_mgr.migration_add(8, 'later', 'CREATE TABLE t8 (id int)') AS registered;
+SELECT * FROM tenant_mgr.verify();
+SELECT tenant_mgr.migration_remove(8) AS removed;
+DELETE FROM tenant_bystander.tenant_mgr_ledger WHERE version IN (7, 9);
+SELECT * FROM tenant_mgr.verify();
+
 -- after all of it: nobody escalated, the catalog agrees with reality
 SELECT * FROM regress_escalated;
 SELECT * FROM tenant_mgr.verify();

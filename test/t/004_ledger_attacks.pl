@@ -17,6 +17,9 @@
 # operation.  Stall attempts besides: 7. the ledger kept locked (verify(),
 # single and fleet tenant_migrate(): 3); 8. the ledger locked between a
 # migration's ledger read and its ledger write (a fleet run: 1).
+# 9. Drift, by a superuser in the tenant's database: a checksum that differs
+# from the registered one, and a row above the latest registered version,
+# each reported by verify().
 #
 # After every attempt: no role but the bootstrap superuser has rolsuper or
 # membership in pg_execute_server_program, pg_read_server_files or
@@ -448,6 +451,31 @@ fleet();
 is(attacker($ledger_versions), join(',', 1 .. $v), 'the tenant catches up (8)');
 is(verify_rows(), '', 'verify() is empty (8)');
 is(attacker($data), $victim_data, 'the tenant\'s data is unchanged at the end');
+
+# --- 9. drift: a ledger of the right shape that disagrees with the registry ----------
+
+# A superuser edits a checksum in the tenant's database; the executor counts
+# the rows that differ.
+sub tenant_db { return $node->safe_psql($db, shift); }
+my $checksum1 = control('SELECT checksum FROM tenant_mgr.migration WHERE version = 1');
+tenant_db(q{UPDATE public.tenant_mgr_ledger SET checksum = 'edited' WHERE version = 1});
+is(verify_rows(),
+	'victim|checksum_mismatch|1 migration was applied with another checksum than the registered one',
+	'verify() reports a checksum that differs from the registered one (9)');
+tenant_db(qq{UPDATE public.tenant_mgr_ledger SET checksum = '$checksum1' WHERE version = 1});
+
+# a row for a version above the latest registered one: ahead of the registry
+my $ahead = $v + 5;
+tenant_db(qq{INSERT INTO public.tenant_mgr_ledger (version, name, checksum)
+	VALUES ($ahead, 'from_a_newer_release', 'x')});
+is( verify_rows(),
+	join("\n",
+		"victim|ledger_ahead|the ledger's latest migration is $ahead, above the latest registered version $v",
+		'victim|unknown_migration|the ledger records 1 migration that is not registered',
+		"victim|version_mismatch|the catalog says version $v, the ledger says $ahead"),
+	'verify() reports a ledger ahead of the registry (9)');
+tenant_db(qq{DELETE FROM public.tenant_mgr_ledger WHERE version = $ahead});
+is(verify_rows(), '', 'verify() is empty once the ledger agrees again (9)');
 
 $node->stop;
 done_testing();

@@ -1,0 +1,1 @@
+CREATE TABLE objects (id uuid PRIMARY KEY, name text);

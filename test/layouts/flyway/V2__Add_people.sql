@@ -1,0 +1,1 @@
+INSERT INTO person (id, name) VALUES (1, 'Axel');

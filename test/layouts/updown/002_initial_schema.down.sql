@@ -1,0 +1,2 @@
+DROP TABLE river_job;
+DROP TYPE river_job_state;

@@ -1,0 +1,1 @@
+ALTER TABLE river_job ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
