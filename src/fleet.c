@@ -25,6 +25,10 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -221,24 +225,40 @@ tm_catalog_read_latest(const char *sql, int nargs, Oid *types, Datum *values)
 
 /*
  * Executors read the registered migrations committed; migrations this
- * transaction registered or removed would be a different set.
+ * transaction registered or removed would be a different set.  A row of
+ * the registry written or deleted by this transaction (or a subtransaction
+ * of it still alive) says so; a snapshot would not, as it shows the
+ * transaction its own changes.
  */
 static void
 tm_check_registry_committed(void)
 {
-	const char *sql = "SELECT coalesce(string_agg(version || ':' || checksum, ','"
-		" ORDER BY version), '') FROM tenant_mgr.migration";
-	char	   *mine;
-	char	   *committed;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+	bool		changed = false;
 
-	tm_catalog_exec(sql, 0, NULL, NULL, NULL, SPI_OK_SELECT);
-	mine = tm_get_text(0, 1);
-	tm_catalog_read_latest(sql, 0, NULL, NULL);
-	committed = tm_get_text(0, 1);
-	if (strcmp(mine, committed) != 0)
+	rel = table_open(get_relname_relid("migration", get_namespace_oid("tenant_mgr", false)),
+					 AccessShareLock);
+	scan = table_beginscan(rel, SnapshotAny, 0, NULL);
+	while (!changed && (tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		HeapTupleHeader h = tuple->t_data;
+
+		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(h)))
+			changed = true;
+		else if (!(h->t_infomask & HEAP_XMAX_INVALID) &&
+				 !HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask) &&
+				 !(h->t_infomask & HEAP_XMAX_IS_MULTI) &&
+				 TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmax(h)))
+			changed = true;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (changed)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the registered migrations this transaction sees are not committed"),
+				 errmsg("this transaction has registered or removed migrations"),
 				 errdetail("A fleet run is carried out by executors, which see only committed migrations."),
 				 errhint("Commit the transaction that registers or removes migrations before tenant_migrate.")));
 }
@@ -289,12 +309,14 @@ tm_run_options(const TmTenant *one, TmRunOptions *opts, int64 target,
 						" WHERE n IS NULL OR NOT EXISTS"
 						" (SELECT 1 FROM tenant_mgr.tenant t WHERE t.name = n) LIMIT 1",
 						11, types, values, nulls, SPI_OK_SELECT);
+		if (SPI_processed > 0 && tm_get_text(0, 1) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("names must not contain null")));
 		if (SPI_processed > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("tenant \"%s\" does not exist",
-							tm_get_text(0, 1) ? tm_get_text(0, 1) : "(null)"),
-					 errhint("names lists tenants by name.")));
+					 errmsg("tenant \"%s\" does not exist", tm_get_text(0, 1))));
 	}
 	if (opts->metadata &&
 		strcmp(text_to_cstring(DatumGetTextPP(DirectFunctionCall1(jsonb_typeof, values[4]))),
@@ -437,7 +459,11 @@ tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r)
 	char	   *options;
 	TmExecRun  *lead;
 
-	tm_require_control_database();
+	/*
+	 * Any database with the extension can run one (its leader connects
+	 * there); only the launcher of the control database resumes one after a
+	 * crash.
+	 */
 	options = tm_run_options(one, opts, r->target, &tenants);
 	if (tenants == 0)
 		return;					/* the catalog answers: nothing to do */

@@ -53,28 +53,36 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres', 'SELECT count(*) FROM tenant_mgr.verify()'),
 	'0', 'verify() is empty after the crash');
 
-# a crash during a fleet migration: each tenant is at the version its
-# ledger says, never in between
+# a crash during a fleet run: every migration committed with its ledger
+# row stays, the launcher takes the run up again after the restart, and no
+# migration is applied twice
 $node->safe_psql('postgres',
-	"SELECT tenant_mgr.migration_add(12, 'estimate', 'ALTER TABLE tasks ADD COLUMN estimate numeric')");
-$bg = $node->background_psql('postgres', on_error_stop => 1);
-$bg->query_safe('BEGIN');
-$bg->query_safe('SELECT count(*) FROM tenant_mgr.tenant_migrate()');
+	"SELECT tenant_mgr.migration_add(12, 'estimate', 'SELECT pg_sleep(1); ALTER TABLE tasks ADD COLUMN estimate numeric')");
+my $run = $node->safe_psql('postgres',
+	'SELECT run_id FROM tenant_mgr.tenant_migrate(wait => false)');
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) >= 1 FROM tenant_mgr.run_tenant WHERE run_id = $run AND status = 'migrated'"),
+	'the run migrated a first tenant');
 $node->stop('immediate');
-$bg->{run}->kill_kill;
 $node->start;
-is($node->safe_psql('postgres',
-		$versions),
-	'acme:11,globex:11,initech:11', 'an uncommitted fleet migration left every tenant where it was');
+ok($node->poll_query_until('postgres',
+		"SELECT state FROM tenant_mgr.run WHERE id = $run", 'done'),
+	'the launcher resumed the interrupted run to its end');
+is($node->safe_psql('postgres', $versions),
+	'acme:12,globex:12,initech:12', 'after the crash every tenant is migrated');
 is($node->safe_psql('postgres',
 		"SELECT count(*) FROM information_schema.columns WHERE column_name = 'estimate'"),
-	'0', 'no DDL of the uncommitted migration survived');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM tenant_mgr.verify()'),
-	'0', 'verify() is empty after a crash during migration');
-$node->safe_psql('postgres', 'SELECT count(*) FROM tenant_mgr.tenant_migrate()');
+	'3', 'each tenant has the migration once');
 is($node->safe_psql('postgres',
-		$versions),
-	'acme:12,globex:12,initech:12', 'the migration runs once after the crash');
+		"SELECT count(*) FROM tenant_mgr.event WHERE run_id = $run AND version = 12 AND status = 'ok'"),
+	'3', 'one applied step per tenant is recorded for the run, none twice');
+is($node->safe_psql('postgres',
+		"SELECT string_agg(tenant || ':' || status, ',' ORDER BY tenant) FROM tenant_mgr.run_tenant WHERE run_id = $run"),
+	'acme:migrated,globex:migrated,initech:migrated', 'the run records each tenant migrated');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM tenant_mgr.verify()'),
+	'0', 'verify() is empty after a crash during a fleet run');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM tenant_mgr.tenant_migrate()'),
+	'0', 'nothing is left to do');
 
 # pg_dump keeps the catalog; the restored schemas get new OIDs but keep
 # tenant_mgr's marks, so they are still recognized, migrated and dropped

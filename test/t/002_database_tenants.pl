@@ -268,10 +268,11 @@ consistent('after the drops');
 
 # --- few worker slots: queued work waits for one instead of failing ------------
 
-$node->append_conf('postgresql.conf', 'max_worker_processes = 3');
+$node->append_conf('postgresql.conf', 'max_worker_processes = 4');
 $node->restart;
 wait_for_launcher();
-# one slot is left for executors; an interactive migration holds it a while
+# two slots are left for executors; a fleet run's leader and the executor
+# migrating one database tenant hold them a while
 run_sql(q{SELECT tenant_mgr.migration_add(15, 'slow3',
 	$$DO $b$ BEGIN IF current_database() = 'tenant_alpha' THEN
 	  PERFORM pg_sleep(5); END IF; END $b$ $$)});
