@@ -325,6 +325,9 @@ extern void tm_marker_init(void);
 extern Oid	tm_schema_find(const TmTenant *t);
 extern Oid	tm_schema_find_labelled(const TmTenant *t);
 extern char *tm_schema_label_id(Oid nspoid);
+extern int64 tm_label_version(Oid classid, Oid objid);
+extern void tm_label_set_version(Oid classid, Oid objid, const TmTenant *t,
+								 int64 version);
 extern Oid	tm_database_find(const TmTenant *t);
 extern bool tm_database_is_ours(Oid dboid, const TmTenant *t, Oid roleid);
 extern bool tm_role_is_ours(const char *role, const TmTenant *t, bool login);
@@ -355,6 +358,7 @@ extern void tm_ledger_require(const TmTenant *t);
 extern List *tm_ledger_rows(const TmTenant *t);
 extern void tm_ledger_write(const TmTenant *t, const TmMigration *m, bool up,
 							double ms);
+extern int64 tm_ledger_label_version(const TmTenant *t);
 
 /* in migrate.c */
 extern List *tm_migration_plan(const TmTenant *tenant, List *migrations,

@@ -15,6 +15,8 @@
 
 #include "executor/spi.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_namespace.h"
 #include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -108,6 +110,22 @@ tm_verify_gaps(ReturnSetInfo *rsinfo, const TmTenant *t, List *migrations,
 	}
 }
 
+/*
+ * Reports a ledger whose latest version is below the one the label of its
+ * schema or database records: its latest rows were deleted.
+ */
+static void
+tm_verify_label_version(ReturnSetInfo *rsinfo, const TmTenant *t,
+						Oid classid, Oid objid, int64 latest)
+{
+	int64		labelled = tm_label_version(classid, objid);
+
+	if (labelled > latest)
+		tm_report(rsinfo, t->name, "missing_migration",
+				  psprintf("the ledger lacks migration " INT64_FORMAT ", which its label records as applied; its latest row is " INT64_FORMAT,
+						   labelled, latest));
+}
+
 /* Checks one schema tenant's object and ledger against its catalog row. */
 static void
 tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
@@ -145,6 +163,8 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 	if (!tm_verify_ledger(rsinfo, &found, &rows))
 		return;
 	tm_verify_gaps(rsinfo, t, migrations, rows);
+	tm_verify_label_version(rsinfo, t, NamespaceRelationId, nspoid,
+							rows ? ((TmLedgerRow *) llast(rows))->version : 0);
 	foreach(lc, rows)
 	{
 		TmLedgerRow *row = lfirst(lc);
@@ -222,6 +242,8 @@ tm_verify_database_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 			tm_report(rsinfo, t->name, "missing_migration",
 					  psprintf("the ledger lacks %d registered migrations below its latest",
 							   run->task->missing));
+		tm_verify_label_version(rsinfo, t, DatabaseRelationId, dboid,
+								run->task->version);
 		if (run->task->mismatched > 0)
 			tm_report(rsinfo, t->name, "checksum_mismatch",
 					  psprintf("%d migrations were applied with another checksum than the registered one",
