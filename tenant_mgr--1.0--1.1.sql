@@ -211,3 +211,26 @@ AS 'MODULE_PATHNAME', 'tenant_import';
 COMMENT ON FUNCTION tenant_mgr.tenant_import(text, text) IS
     'takes back a schema tenant restored from its pg_dump, found by its security label, as new_name if given';
 REVOKE ALL ON FUNCTION tenant_mgr.tenant_import(text, text) FROM PUBLIC;
+
+/*
+ * tenant_create(..., grant_to => role): the application's role is granted
+ * the new tenant's owner role, as a trigger's grant=<role> does.  An
+ * overload rather than a new parameter of tenant_create, so that the
+ * EXECUTE grants on tenant_create(text, text, name, jsonb, boolean) stay
+ * valid; grant_to comes second and has no default, so that every call
+ * without it still means the plain tenant_create.
+ */
+CREATE FUNCTION tenant_mgr.tenant_create(
+    name text,
+    grant_to regrole,
+    isolation text DEFAULT 'schema',
+    owner name DEFAULT NULL,
+    metadata jsonb DEFAULT '{}',
+    wait boolean DEFAULT true)
+RETURNS tenant_mgr.tenant
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_create_grant';
+COMMENT ON FUNCTION tenant_mgr.tenant_create(text, regrole, text, name, jsonb, boolean) IS
+    'tenant_create, and grant_to is granted the new tenant''s owner role';
+REVOKE ALL ON FUNCTION tenant_mgr.tenant_create(text, regrole, text, name, jsonb, boolean)
+    FROM PUBLIC;
