@@ -234,3 +234,7 @@ COMMENT ON FUNCTION tenant_mgr.tenant_create(text, regrole, text, name, jsonb, b
     'tenant_create, and grant_to is granted the new tenant''s owner role';
 REVOKE ALL ON FUNCTION tenant_mgr.tenant_create(text, regrole, text, name, jsonb, boolean)
     FROM PUBLIC;
+
+-- tenant_import takes back database tenants too (restored with their owner role)
+COMMENT ON FUNCTION tenant_mgr.tenant_import(text, text) IS
+    'takes back a schema or database tenant restored from its pg_dump, found by its security label, as new_name if given';

@@ -370,14 +370,17 @@ tm_object_label(Oid classid, Oid objid)
 	return GetSecurityLabel(&addr, TM_LABEL_PROVIDER);
 }
 
-/* The tenant id in the tenant_mgr label of a schema, or NULL. */
+/*
+ * The tenant id in the tenant_mgr label of a schema or database (classid,
+ * objid), or NULL.
+ */
 char *
-tm_schema_label_id(Oid nspoid)
+tm_label_id(Oid classid, Oid objid)
 {
 	bool		login;
 	char	   *id;
 
-	if (!tm_label_parse(tm_object_label(NamespaceRelationId, nspoid),
+	if (!tm_label_parse(tm_object_label(classid, objid),
 						&login, NULL, &id, NULL) || login)
 		return NULL;
 	return id;
