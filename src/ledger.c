@@ -356,7 +356,7 @@ tm_ledger_write(const TmTenant *t, const TmMigration *m, bool up, double ms)
 						  1, types, values, false);
 		/* migrations are reverted from the top: the next one down is latest */
 		tm_sql_restricted(owner, TM_LEDGER_SEARCH_PATH, TM_LEDGER_LOCK_TIMEOUT,
-						  psprintf("SELECT pg_catalog.coalesce(pg_catalog.max(version), 0)"
+						  psprintf("SELECT COALESCE(pg_catalog.max(version), 0)"
 								   " FROM ONLY %s WHERE version < $1",
 								   tm_ledger_name(t)),
 						  1, types, values, true);
