@@ -213,6 +213,33 @@ COMMENT ON FUNCTION tenant_mgr.tenant_import(text, text) IS
 REVOKE ALL ON FUNCTION tenant_mgr.tenant_import(text, text) FROM PUBLIC;
 
 /*
+ * tenant_create(..., grant_to => role): the application's role is granted
+ * the new tenant's owner role, as a trigger's grant=<role> does.  An
+ * overload rather than a new parameter of tenant_create, so that the
+ * EXECUTE grants on tenant_create(text, text, name, jsonb, boolean) stay
+ * valid; grant_to comes second and has no default, so that every call
+ * without it still means the plain tenant_create.
+ */
+CREATE FUNCTION tenant_mgr.tenant_create(
+    name text,
+    grant_to regrole,
+    isolation text DEFAULT 'schema',
+    owner name DEFAULT NULL,
+    metadata jsonb DEFAULT '{}',
+    wait boolean DEFAULT true)
+RETURNS tenant_mgr.tenant
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_create_grant';
+COMMENT ON FUNCTION tenant_mgr.tenant_create(text, regrole, text, name, jsonb, boolean) IS
+    'tenant_create, and grant_to is granted the new tenant''s owner role';
+REVOKE ALL ON FUNCTION tenant_mgr.tenant_create(text, regrole, text, name, jsonb, boolean)
+    FROM PUBLIC;
+
+-- tenant_import takes back database tenants too (restored with their owner role)
+COMMENT ON FUNCTION tenant_mgr.tenant_import(text, text) IS
+    'takes back a schema or database tenant restored from its pg_dump, found by its security label, as new_name if given';
+
+/*
  * Fleet runs.  A run of tenant_migrate over many tenants is carried out by
  * background executors, one transaction per migration per tenant, and
  * recorded here as it goes: the run (who, when, target, options, state) and
@@ -265,8 +292,10 @@ SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.run', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.run_tenant', '');
 REVOKE ALL ON tenant_mgr.run, tenant_mgr.run_tenant FROM PUBLIC;
 
--- tenant_migrate gains the options of fleet runs and says which run it was
-DROP FUNCTION tenant_mgr.tenant_migrate(text, bigint, boolean);
+-- tenant_migrate gains the options of fleet runs and says which run it was;
+-- the old one is renamed first, so that the EXECUTE rights granted on it
+-- pass to the new one (not as initial privileges: pg_dump keeps them)
+ALTER FUNCTION tenant_mgr.tenant_migrate(text, bigint, boolean) RENAME TO tenant_migrate_1_0;
 CREATE FUNCTION tenant_mgr.tenant_migrate(
     name text DEFAULT NULL,
     target bigint DEFAULT NULL,
@@ -286,6 +315,13 @@ COMMENT ON FUNCTION tenant_mgr.tenant_migrate(text, bigint, boolean, boolean, in
     'brings one tenant, or every tenant (or a subset) when name is null, up or down to target (default: latest); a fleet runs in executors, one transaction per migration per tenant';
 REVOKE ALL ON FUNCTION tenant_mgr.tenant_migrate(text, bigint, boolean, boolean, integer, text[], text, jsonb, boolean)
     FROM PUBLIC;
+UPDATE pg_catalog.pg_proc
+   SET proacl = (SELECT o.proacl FROM pg_catalog.pg_proc o
+                  WHERE o.oid OPERATOR(pg_catalog.=)
+                        'tenant_mgr.tenant_migrate_1_0(text, bigint, boolean)'::pg_catalog.regprocedure)
+ WHERE oid OPERATOR(pg_catalog.=)
+       'tenant_mgr.tenant_migrate(text, bigint, boolean, boolean, integer, text[], text, jsonb, boolean)'::pg_catalog.regprocedure;
+DROP FUNCTION tenant_mgr.tenant_migrate_1_0(text, bigint, boolean);
 
 CREATE FUNCTION tenant_mgr.run_cancel(run_id bigint)
 RETURNS boolean

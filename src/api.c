@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * api.c
- *		SQL-callable tenant functions: tenant_create, tenant_migrate,
- *		tenant_drop, tenant_rename, tenant_detach, tenant_attach,
- *		tenant_login_role and tenant_use.
+ *		SQL-callable tenant functions: tenant_create (and its overload
+ *		with grant_to), tenant_migrate, tenant_drop, tenant_rename,
+ *		tenant_detach, tenant_attach, tenant_login_role, tenant_use and
+ *		tenant_connection.
  *
  * Thin wrappers: each checks its arguments, opens an SPI connection and
  * calls the operation (tenantops.c), the migration engine (fleet.c) or, for
@@ -26,6 +27,7 @@
 #include "tenant_mgr.h"
 
 PG_FUNCTION_INFO_V1(tenant_create);
+PG_FUNCTION_INFO_V1(tenant_create_grant);
 PG_FUNCTION_INFO_V1(tenant_migrate);
 PG_FUNCTION_INFO_V1(run_cancel);
 PG_FUNCTION_INFO_V1(tenant_drop);
@@ -48,25 +50,24 @@ tm_arg_cstring(FunctionCallInfo fcinfo, int argno, const char *what)
 }
 
 /*
- * tenant_create(name, isolation, owner, metadata, wait) returns tenant_mgr.tenant
- *
- * A schema tenant is created in the caller's transaction.  A database
- * tenant is created by executors (dbtenant.c).  Either is only queued, for
- * the launcher to create after commit, when not wait.
+ * Creates a tenant from the arguments of tenant_create: the name first,
+ * isolation, owner, metadata and wait from position rest on.  Returns its
+ * catalog row.
  */
-Datum
-tenant_create(PG_FUNCTION_ARGS)
+static Datum
+tm_create_from_args(FunctionCallInfo fcinfo, int rest, const char *grantee)
 {
 	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
-	char	   *isolation = tm_arg_cstring(fcinfo, 1, "isolation");
-	char	   *owner = PG_ARGISNULL(2) ? NULL : pstrdup(NameStr(*PG_GETARG_NAME(2)));
+	char	   *isolation = tm_arg_cstring(fcinfo, rest, "isolation");
+	char	   *owner = PG_ARGISNULL(rest + 1) ? NULL :
+		pstrdup(NameStr(*PG_GETARG_NAME(rest + 1)));
 	char	   *metadata = "{}";
-	bool		wait = PG_ARGISNULL(4) || PG_GETARG_BOOL(4);
+	bool		wait = PG_ARGISNULL(rest + 3) || PG_GETARG_BOOL(rest + 3);
 	Datum		result;
 
-	if (!PG_ARGISNULL(3))
+	if (!PG_ARGISNULL(rest + 2))
 	{
-		Jsonb	   *jb = PG_GETARG_JSONB_P(3);
+		Jsonb	   *jb = PG_GETARG_JSONB_P(rest + 2);
 
 		if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
 			ereport(ERROR,
@@ -76,10 +77,74 @@ tenant_create(PG_FUNCTION_ARGS)
 	}
 
 	tm_spi_connect();
-	tm_create(name, isolation, owner, metadata, wait, NULL);
+	tm_create(name, isolation, owner, metadata, wait, grantee);
 	result = tm_tenant_row(name);
 	tm_spi_finish();
-	PG_RETURN_DATUM(result);
+	return result;
+}
+
+/*
+ * tenant_create(name, isolation, owner, metadata, wait) returns tenant_mgr.tenant
+ *
+ * A schema tenant is created in the caller's transaction.  A database
+ * tenant is created by executors (dbtenant.c).  Either is only queued, for
+ * the launcher to create after commit, when not wait.
+ */
+Datum
+tenant_create(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(tm_create_from_args(fcinfo, 1, NULL));
+}
+
+/*
+ * tenant_create(name, grant_to, isolation, owner, metadata, wait) returns
+ * tenant_mgr.tenant
+ *
+ * The same, and grant_to, the application's role, is granted the new
+ * tenant's owner role (also when the launcher builds it later), as a
+ * trigger's grant=<role> does.  The caller must be able to act as grant_to
+ * (as for owner): granting is acting for it.  grant_to may be no superuser
+ * and no tenant's role, nor have one among its members (roles.c).  Queued
+ * work re-checks EXECUTE on the plain tenant_create, so the caller must hold
+ * that too.
+ */
+Datum
+tenant_create_grant(PG_FUNCTION_ARGS)
+{
+	Oid			grantee;
+	char	   *grantee_name;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("grant_to must not be null"),
+				 errhint("Leave it out to grant nothing.")));
+	grantee = PG_GETARG_OID(1);
+	grantee_name = GetUserNameFromId(grantee, false);
+	if (!tm_may(GetUserId(), TM_FN_CREATE))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", TM_FN_CREATE),
+				 errdetail("tenant_create with grant_to is tenant_create and a grant.")));
+	if (superuser_arg(grantee))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("grant_to must not be a superuser"),
+				 errdetail("A superuser reaches every tenant already; grant_to is for the application's role.")));
+	if (!is_member_of_role(GetUserId(), grantee))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to grant tenant \"%s\" to role \"%s\"",
+						tm_arg_cstring(fcinfo, 0, "tenant name"), grantee_name),
+				 errdetail("Only roles that can act as role \"%s\" may grant it tenants.",
+						   grantee_name)));
+	if (!PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("grant_to needs a tenant with an owner role of its own"),
+				 errdetail("A member of an owner chosen with owner => could reach every tenant that role owns."),
+				 errhint("Leave out owner, or grant that role yourself.")));
+	PG_RETURN_DATUM(tm_create_from_args(fcinfo, 2, grantee_name));
 }
 
 /*

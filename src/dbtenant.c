@@ -19,6 +19,9 @@
  * launcher removes it (tm_dbtenant_remove).  Rolling back the detach undoes
  * it.
  *
+ * Import (tm_dbtenant_import): a database restored with its label and its
+ * owner role is taken back once an executor has checked its ledger.
+ *
  * All of this runs in the control database (tenant_mgr.database) of a
  * server that preloads tenant_mgr.
  *
@@ -27,10 +30,13 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 
 #include "tenant_mgr.h"
 
@@ -502,4 +508,105 @@ tm_dbtenant_correct_version(TmTenant *t, List *migrations)
 	}
 	tm_exec_release(run);
 	return true;
+}
+
+/*
+ * Takes back, as tenant t (its new name, object name, owner role name and
+ * id), the restored database dboid that carries the label of tenant
+ * label_name with id label_id.  The database must be owned by the owner
+ * role tenant_mgr made for that tenant, restored with its label (pg_dumpall
+ * --roles-only), as every object inside it is: tenant_mgr never changes
+ * owners inside a tenant database from here.  Its ledger is read by an
+ * executor and checked against the registry first; then, in the caller's
+ * transaction, the database and the role get t's names and labels, PUBLIC
+ * loses CONNECT and TEMPORARY, and the caller may act as the owner.  Sets
+ * t->object_oid and t->version; the caller records the tenant.
+ */
+void
+tm_dbtenant_import(TmTenant *t, const char *label_name, const char *label_id,
+				   Oid dboid)
+{
+	TmTenant   *restored;
+	HeapTuple	tup;
+	char	   *dbname = get_database_name(dboid);
+	char	   *owner;
+	TmExecRun  *run;
+	TmExecTask *task;
+	int64		version;
+	int64		labelled;
+
+	tm_require_control_database();
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for database %u", dboid);
+	owner = GetUserNameFromId(((Form_pg_database) GETSTRUCT(tup))->datdba, false);
+	ReleaseSysCache(tup);
+
+	/* the restored objects, as they are named and labelled */
+	restored = tm_tenant_make(label_name, TM_DATABASE, dbname, owner);
+	restored->id = pstrdup(label_id);
+	restored->object_oid = dboid;
+	if (!tm_role_is_ours(owner, restored, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("database \"%s\" is not owned by the owner role of tenant \"%s\"",
+						dbname, label_name),
+				 errdetail("Its owner \"%s\" does not carry tenant_mgr's label for the tenant.", owner),
+				 errhint("Restore the tenant's owner role from pg_dumpall --roles-only first, then the database with its owners (pg_restore --create, without --no-owner).")));
+
+	/* the ledger, before anything changes: an executor cannot wait for us */
+	run = tm_dbtenant_read_ledger(restored, tm_migration_list());
+	task = run->task;
+	tm_exec_raise(run);
+	if (task->no_ledger)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("database \"%s\" has no table \"public.%s\"", dbname, TM_LEDGER_NAME),
+				 errdetail("tenant_mgr takes back only a tenant whose ledger says which migrations it has.")));
+	if (task->problem)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger of tenant \"%s\" is not the table tenant_mgr made", label_name),
+				 errdetail("In database \"%s\", %s.", dbname, tm_task_text(task, task->problem))));
+	if (task->unknown > 0 || task->mismatched > 0 || task->missing > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger of tenant \"%s\" disagrees with the registered migrations", label_name),
+				 errdetail("It records %d unregistered migrations and %d with another checksum, and lacks %d below its latest.",
+						   task->unknown, task->mismatched, task->missing),
+				 errhint("Register the migrations the tenant has, as they were, before importing it.")));
+	version = task->version;
+	labelled = tm_label_version(DatabaseRelationId, dboid);
+	if (labelled > version)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger of tenant \"%s\" lacks its latest migration " INT64_FORMAT,
+						label_name, labelled),
+				 errdetail("The database's security label records version " INT64_FORMAT " as applied, but the ledger's latest row is version " INT64_FORMAT ".",
+						   labelled, version)));
+	tm_exec_release(run);
+
+	/* t's names and labels */
+	if (strcmp(dbname, t->object_name) != 0 &&
+		OidIsValid(get_database_oid(t->object_name, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_DATABASE),
+				 errmsg("database \"%s\" already exists", t->object_name)));
+	if (strcmp(owner, t->owner) != 0 && OidIsValid(get_role_oid(t->owner, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("role \"%s\" already exists", t->owner)));
+	/* renaming waits a few seconds for the executor to leave */
+	tm_rename_object("DATABASE", dbname, t->object_name, t, false);
+	tm_rename_object("ROLE", owner, t->owner, t, false);
+	tm_ddl(psprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC",
+					quote_identifier(t->object_name)));
+	if (!superuser())
+		tm_ddl(psprintf("GRANT %s TO %s", quote_identifier(t->owner),
+						quote_identifier(GetUserNameFromId(GetUserId(), false))));
+	CommandCounterIncrement();
+	if (labelled < 0)
+		tm_label_set_version(DatabaseRelationId, dboid, t, version);
+	t->object_oid = dboid;
+	t->version = version;
 }

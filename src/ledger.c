@@ -22,6 +22,11 @@
  *	  tenant that keeps its own ledger locked is reported and skipped (its
  *	  migration rolls back), never waited for.
  *
+ * Its owner can still delete rows.  A row deleted below the latest leaves a
+ * gap (migrate.c); to catch the latest row deleted, every write also
+ * records the ledger's new latest version in the security label of the
+ * schema or database holding it (marker.c), which no tenant role can set.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -33,8 +38,10 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -74,6 +81,7 @@ static const struct
 
 static char *tm_ledger_columns_problem(Oid relid, int natts);
 static char *tm_ledger_indexes_problem(Oid relid);
+static void tm_ledger_set_label_version(const TmTenant *t, int64 version);
 
 /*
  * True if system catalog catalogid has a row whose column attnum, the first
@@ -316,8 +324,9 @@ tm_ledger_rows(const TmTenant *t)
 
 /*
  * Records in t's ledger that migration m was applied (up) or reverted, as
- * the tenant's owner, in the transaction of the migration itself; a ledger
- * locked longer than TM_LEDGER_LOCK_TIMEOUT fails that transaction.
+ * the tenant's owner, in the transaction of the migration itself, and the
+ * ledger's new latest version in its holder's label; a ledger locked
+ * longer than TM_LEDGER_LOCK_TIMEOUT fails that transaction.
  */
 void
 tm_ledger_write(const TmTenant *t, const TmMigration *m, bool up, double ms)
@@ -340,8 +349,65 @@ tm_ledger_write(const TmTenant *t, const TmMigration *m, bool up, double ms)
 						  4, types, values, false);
 	}
 	else
+	{
 		tm_sql_restricted(owner, TM_LEDGER_SEARCH_PATH, TM_LEDGER_LOCK_TIMEOUT,
 						  psprintf("DELETE FROM ONLY %s WHERE version = $1",
 								   tm_ledger_name(t)),
 						  1, types, values, false);
+		/* migrations are reverted from the top: the next one down is latest */
+		tm_sql_restricted(owner, TM_LEDGER_SEARCH_PATH, TM_LEDGER_LOCK_TIMEOUT,
+						  psprintf("SELECT COALESCE(pg_catalog.max(version), 0)"
+								   " FROM ONLY %s WHERE version < $1",
+								   tm_ledger_name(t)),
+						  1, types, values, true);
+	}
+	tm_ledger_set_label_version(t, up ? m->version : tm_get_int64(0, 1));
+}
+
+/*
+ * The schema or database holding t's ledger: a database tenant's ledger is
+ * only ever touched by an executor connected to its database.
+ */
+static void
+tm_ledger_holder(const TmTenant *t, Oid *classid, Oid *objid)
+{
+	if (t->isolation == TM_DATABASE)
+	{
+		*classid = DatabaseRelationId;
+		*objid = MyDatabaseId;
+	}
+	else
+	{
+		*classid = NamespaceRelationId;
+		*objid = get_namespace_oid(t->schema, false);
+	}
+}
+
+/*
+ * Records version as the latest of t's ledger in the label of the schema or
+ * database holding it, in the current transaction: with the ledger row.
+ */
+static void
+tm_ledger_set_label_version(const TmTenant *t, int64 version)
+{
+	Oid			classid;
+	Oid			objid;
+
+	tm_ledger_holder(t, &classid, &objid);
+	tm_label_set_version(classid, objid, t, version);
+}
+
+/*
+ * The latest version of t's ledger as its holder's label records it, or -1
+ * when the label records none (labels of 1.0's tenants until their next
+ * migration, and of older dumps).
+ */
+int64
+tm_ledger_label_version(const TmTenant *t)
+{
+	Oid			classid;
+	Oid			objid;
+
+	tm_ledger_holder(t, &classid, &objid);
+	return tm_label_version(classid, objid);
 }

@@ -7,7 +7,12 @@
  * An object is a tenant's only if it carries tenant_mgr's security label
  * (provider "tenant_mgr"), "tenant <name> <id>" on its schema, database and
  * owner role and "login <name> <id>" on its login role, where the id is the
- * random tenant id of its catalog row.  The library registers the provider,
+ * random tenant id of its catalog row.  The label of the schema or database
+ * holding the ledger may end in " <version>": the ledger's latest version,
+ * rewritten with every ledger row tenant_mgr writes or deletes (ledger.c),
+ * so that a tenant deleting its latest ledger row is caught.  A label
+ * without a version (1.0's tenants until their next migration, older
+ * dumps) says nothing about the ledger.  The library registers the provider,
  * which refuses every label but a superuser's: tenant_mgr sets its labels
  * directly, and pg_dump, pg_restore and pg_upgrade (run as superusers)
  * carry them over, while OIDs change.  So a tenant's own roles can neither
@@ -50,9 +55,64 @@
 static Oid	tm_find_labeled_as(Oid classid, const TmTenant *t, bool login);
 
 /*
+ * Splits a label of ours, "tenant <name> <id> [<version>]" or "login <name>
+ * <id>", into its parts (each may be NULL).  *version is -1 when the label
+ * has none.  Returns false for anything else.
+ */
+static bool
+tm_label_parse(const char *label, bool *login, char **name, char **id,
+			   int64 *version)
+{
+	char	   *copy;
+	char	   *fields[5];
+	int			n = 0;
+	char	   *tok;
+	char	   *save;
+	const char *c;
+
+	if (label == NULL)
+		return false;
+	copy = pstrdup(label);
+	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+	{
+		if (n == lengthof(fields))
+			return false;
+		fields[n++] = tok;
+	}
+	/* one blank between fields and none around them, as tenant_mgr writes */
+	if (n < 3 || label[0] == ' ' || label[strlen(label) - 1] == ' ' ||
+		strstr(label, "  ") != NULL)
+		return false;
+	if (strcmp(fields[0], "tenant") != 0 && strcmp(fields[0], "login") != 0)
+		return false;
+	if (n > (strcmp(fields[0], "tenant") == 0 ? 4 : 3))
+		return false;
+	if (!(fields[1][0] >= 'a' && fields[1][0] <= 'z'))
+		return false;
+	for (c = fields[1]; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+			return false;
+	if (n == 4)
+	{
+		if (strspn(fields[3], "0123456789") != strlen(fields[3]) ||
+			strlen(fields[3]) > 18)
+			return false;
+	}
+	if (login)
+		*login = (fields[0][0] == 'l');
+	if (name)
+		*name = fields[1];
+	if (id)
+		*id = fields[2];
+	if (version)
+		*version = n == 4 ? strtoi64(fields[3], NULL, 10) : -1;
+	return true;
+}
+
+/*
  * The label provider's check: only superusers may set or remove a label of
  * provider tenant_mgr by SQL (restores do; tenant_mgr itself sets labels
- * without SQL), and only a well-formed one.
+ * without SQL), and only one of the form tenant_mgr writes.
  */
 static void
 tm_label_check(const ObjectAddress *object pg_attribute_unused(),
@@ -64,13 +124,12 @@ tm_label_check(const ObjectAddress *object pg_attribute_unused(),
 				 errmsg("permission denied to set a security label of provider \"%s\"",
 						TM_LABEL_PROVIDER),
 				 errdetail("These labels say which tenant an object belongs to; only tenant_mgr sets them.")));
-	if (seclabel != NULL &&
-		strncmp(seclabel, "tenant ", 7) != 0 && strncmp(seclabel, "login ", 6) != 0)
+	if (seclabel != NULL && !tm_label_parse(seclabel, NULL, NULL, NULL, NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid security label \"%s\" for provider \"%s\"",
 						seclabel, TM_LABEL_PROVIDER),
-				 errhint("Labels read \"tenant <name> <id>\" or \"login <name> <id>\".")));
+				 errhint("Labels read \"tenant <name> <id>\", \"tenant <name> <id> <version>\" or \"login <name> <id>\".")));
 }
 
 /* Registers the label provider; called from _PG_init. */
@@ -96,21 +155,20 @@ tm_comment(const char *tenant, bool login)
 
 /*
  * True if label is the label of tenant (with id, or any id when id is NULL:
- * an intent of an earlier version did not record one).
+ * an intent of an earlier version did not record one), with a ledger
+ * version or without.
  */
 static bool
 tm_label_matches(const char *label, const char *tenant, const char *id,
 				 bool login)
 {
-	char	   *prefix;
+	bool		is_login;
+	char	   *name;
+	char	   *label_id;
 
-	if (label == NULL)
-		return false;
-	if (id)
-		return strcmp(label, tm_label(tenant, id, login)) == 0;
-	prefix = psprintf("%s %s ", login ? "login" : "tenant", tenant);
-	return strncmp(label, prefix, strlen(prefix)) == 0 &&
-		strchr(label + strlen(prefix), ' ') == NULL;
+	return tm_label_parse(label, &is_login, &name, &label_id, NULL) &&
+		is_login == login && strcmp(name, tenant) == 0 &&
+		(id == NULL || strcmp(label_id, id) == 0);
 }
 
 /*
@@ -190,7 +248,6 @@ tm_find_labeled_as(Oid classid, const TmTenant *t, bool login)
 	Relation	rel = table_open(shared ? SharedSecLabelRelationId : SecLabelRelationId,
 								 AccessShareLock);
 	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
-	char	   *label = t->id ? tm_label(t->name, t->id, login) : NULL;
 	HeapTuple	tup;
 	Oid			found = InvalidOid;
 
@@ -214,8 +271,7 @@ tm_find_labeled_as(Oid classid, const TmTenant *t, bool login)
 		objlabel = TextDatumGetCString(heap_getattr(tup, shared ? Anum_pg_shseclabel_label : Anum_pg_seclabel_label,
 													desc, &isnull));
 		if (strcmp(provider, TM_LABEL_PROVIDER) == 0 &&
-			(label ? strcmp(objlabel, label) == 0 :
-			 tm_label_matches(objlabel, t->name, NULL, login)))
+			tm_label_matches(objlabel, t->name, t->id, login))
 		{
 			found = objoid;
 			break;
@@ -302,20 +358,70 @@ tm_login_role_find(const TmTenant *t)
 	return OidIsValid(roleid) ? GetUserNameFromId(roleid, false) : NULL;
 }
 
-/* The tenant id in the tenant_mgr label of a schema, or NULL. */
-char *
-tm_schema_label_id(Oid nspoid)
+/* The tenant_mgr label of object (classid, objid), or NULL. */
+static char *
+tm_object_label(Oid classid, Oid objid)
 {
 	ObjectAddress addr;
-	char	   *label;
 
-	addr.classId = NamespaceRelationId;
-	addr.objectId = nspoid;
+	addr.classId = classid;
+	addr.objectId = objid;
 	addr.objectSubId = 0;
-	label = GetSecurityLabel(&addr, TM_LABEL_PROVIDER);
-	if (label == NULL || strncmp(label, "tenant ", 7) != 0)
+	return GetSecurityLabel(&addr, TM_LABEL_PROVIDER);
+}
+
+/*
+ * The tenant id in the tenant_mgr label of a schema or database (classid,
+ * objid), or NULL.
+ */
+char *
+tm_label_id(Oid classid, Oid objid)
+{
+	bool		login;
+	char	   *id;
+
+	if (!tm_label_parse(tm_object_label(classid, objid),
+						&login, NULL, &id, NULL) || login)
 		return NULL;
-	return pstrdup(strrchr(label, ' ') + 1);
+	return id;
+}
+
+/*
+ * The ledger version in the tenant_mgr label of a schema or database
+ * (classid, objid), or -1 when its label has none (or it has no label).
+ */
+int64
+tm_label_version(Oid classid, Oid objid)
+{
+	int64		version;
+
+	if (!tm_label_parse(tm_object_label(classid, objid), NULL, NULL, NULL,
+						&version))
+		return -1;
+	return version;
+}
+
+/*
+ * Records version, the latest of its ledger, in the label of t's schema or
+ * database (classid, objid), in the current transaction.  An object
+ * without t's label (a tenant of a 1.0 catalog) is left alone.
+ */
+void
+tm_label_set_version(Oid classid, Oid objid, const TmTenant *t, int64 version)
+{
+	ObjectAddress addr;
+	char	   *label = tm_object_label(classid, objid);
+	char	   *id;
+
+	if (!tm_label_matches(label, t->name, t->id, false))
+		return;
+	(void) tm_label_parse(label, NULL, NULL, &id, NULL);
+	addr.classId = classid;
+	addr.objectId = objid;
+	addr.objectSubId = 0;
+	SetSecurityLabel(&addr, TM_LABEL_PROVIDER,
+					 psprintf("%s " INT64_FORMAT, tm_label(t->name, id, false),
+							  version));
 }
 
 /* True if role exists and is t's owner role (login: its login role). */
@@ -355,14 +461,20 @@ tm_object_address(const char *kind, const char *object)
 
 /*
  * Marks object, of kind SCHEMA, DATABASE or ROLE, as t's (login: as its
- * login role): the label, set directly, and the comment for people.
+ * login role): the label, set directly, and the comment for people.  The
+ * ledger version its label records, if any, stays: the ledger in it is
+ * the same.
  */
 void
 tm_mark(const char *kind, const char *object, const TmTenant *t, bool login)
 {
 	ObjectAddress addr = tm_object_address(kind, object);
+	char	   *label = tm_label(t->name, t->id, login);
+	int64		version = login ? -1 : tm_label_version(addr.classId, addr.objectId);
 
-	SetSecurityLabel(&addr, TM_LABEL_PROVIDER, tm_label(t->name, t->id, login));
+	if (version >= 0)
+		label = psprintf("%s " INT64_FORMAT, label, version);
+	SetSecurityLabel(&addr, TM_LABEL_PROVIDER, label);
 	tm_ddl(psprintf("COMMENT ON %s %s IS %s", kind, quote_identifier(object),
 					quote_literal_cstr(tm_comment(t->name, login))));
 }

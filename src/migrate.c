@@ -116,6 +116,30 @@ tm_check_no_gap(const TmTenant *tenant, List *migrations, List *applied)
 }
 
 /*
+ * The latest ledger row deleted leaves no gap, but the label of the schema
+ * or database holding the ledger, which no tenant role can set, records the
+ * latest version tenant_mgr wrote (ledger.c).  A ledger behind it is an
+ * error rather than the migration applied again.  A label without a
+ * version (1.0's tenants until their next migration) checks nothing.
+ */
+static void
+tm_check_label_version(const TmTenant *tenant, List *applied)
+{
+	int64		latest = applied ? ((TmMigration *) llast(applied))->version : 0;
+	int64		labelled = tm_ledger_label_version(tenant);
+
+	if (labelled > latest)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger of tenant \"%s\" lacks its latest migration " INT64_FORMAT,
+						tenant->name, labelled),
+				 errdetail("The tenant's security label records version " INT64_FORMAT " as applied, but the ledger's latest row is version " INT64_FORMAT "; tenant_mgr does not apply migrations again.",
+						   labelled, latest),
+				 errhint("Put the deleted rows back into %s." TM_LEDGER_NAME " if their migrations are in effect.",
+						 quote_identifier(tenant->schema))));
+}
+
+/*
  * Reads the tenant's ledger (ledger.c) and checks it against the registered
  * migrations: returns the applied ones (TmMigration), in version order.
  * An unknown or altered migration is an error.
@@ -150,6 +174,7 @@ tm_ledger_read(const TmTenant *tenant, List *migrations)
 	}
 	MemoryContextSwitchTo(oldcxt);
 	tm_check_no_gap(tenant, migrations, applied);
+	tm_check_label_version(tenant, applied);
 	return applied;
 }
 
@@ -157,8 +182,9 @@ tm_ledger_read(const TmTenant *tenant, List *migrations)
  * Reads the tenant's ledger, checks it against the registered migrations and
  * returns the steps (TmStep) that bring it to target, in the order they must
  * run.  *current is set to the ledger's version.  Raises an error, changing
- * nothing, when the ledger names an unknown or altered migration or when a
- * step down has no down SQL.
+ * nothing, when the ledger names an unknown or altered migration, lacks one
+ * (a gap, or a version its label records) or when a step down has no down
+ * SQL.
  */
 List *
 tm_migration_plan(const TmTenant *tenant, List *migrations, int64 target,

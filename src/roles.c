@@ -20,6 +20,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
@@ -270,20 +271,40 @@ tm_login_role_create(const TmTenant *t)
 }
 
 /*
- * A role a trigger names with grant=<role> gets each tenant the trigger
- * creates: it must exist, and may not be a superuser (nothing to grant) or
- * a tenant's own role.
+ * A role a trigger names with grant=<role> (or tenant_create's grant_to)
+ * gets each tenant the trigger creates: it must exist, and may not be a
+ * superuser (nothing to grant) or a tenant's own role, nor have one among
+ * its members, direct or indirect: that tenant would reach the new one.
  */
 void
 tm_check_grantee(const char *grantee)
 {
 	Oid			roleid = get_role_oid(grantee, false);
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(roleid)};
 
 	if (superuser_arg(roleid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("grant=%s names a superuser", grantee),
 				 errdetail("A superuser reaches every tenant already; grant= is for the application's role.")));
+	tm_user_query("WITH RECURSIVE m(role) AS ("
+				  "  SELECT $1 UNION SELECT a.member FROM pg_catalog.pg_auth_members a"
+				  "   JOIN m ON a.roleid = m.role)"
+				  " SELECT r.rolname::pg_catalog.text FROM m"
+				  "  JOIN pg_catalog.pg_shseclabel l ON l.objoid = m.role"
+				  "   AND l.classoid = 'pg_catalog.pg_authid'::pg_catalog.regclass"
+				  "   AND l.provider = 'tenant_mgr'"
+				  "  JOIN pg_catalog.pg_roles r ON r.oid = m.role"
+				  " ORDER BY 1 LIMIT 1",
+				  1, types, values);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot grant tenants to role \"%s\"", grantee),
+				 errdetail("Role \"%s\", which tenant_mgr made for a tenant, is that role or a member of it: that tenant would reach the tenants granted to it.",
+						   tm_get_text(0, 1)),
+				 errhint("Name the application's role, one that no tenant's role is a member of.")));
 }
 
 /*

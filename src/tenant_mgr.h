@@ -309,6 +309,8 @@ extern void tm_dbtenant_remove(TmJob *job);
 extern bool tm_dbtenant_remove_orphan(TmIntent *intent);
 extern TmExecRun *tm_dbtenant_read_ledger(const TmTenant *t, List *migrations);
 extern bool tm_dbtenant_correct_version(TmTenant *t, List *migrations);
+extern void tm_dbtenant_import(TmTenant *t, const char *label_name,
+							   const char *label_id, Oid dboid);
 
 /* in roles.c */
 #define TM_FN_CREATE "tenant_mgr.tenant_create(text,text,name,jsonb,boolean)"
@@ -337,7 +339,10 @@ extern void tm_login_role_drop(const TmTenant *t);
 extern void tm_marker_init(void);
 extern Oid	tm_schema_find(const TmTenant *t);
 extern Oid	tm_schema_find_labelled(const TmTenant *t);
-extern char *tm_schema_label_id(Oid nspoid);
+extern char *tm_label_id(Oid classid, Oid objid);
+extern int64 tm_label_version(Oid classid, Oid objid);
+extern void tm_label_set_version(Oid classid, Oid objid, const TmTenant *t,
+								 int64 version);
 extern Oid	tm_database_find(const TmTenant *t);
 extern bool tm_database_is_ours(Oid dboid, const TmTenant *t, Oid roleid);
 extern bool tm_role_is_ours(const char *role, const TmTenant *t, bool login);
@@ -368,6 +373,7 @@ extern void tm_ledger_require(const TmTenant *t);
 extern List *tm_ledger_rows(const TmTenant *t);
 extern void tm_ledger_write(const TmTenant *t, const TmMigration *m, bool up,
 							double ms);
+extern int64 tm_ledger_label_version(const TmTenant *t);
 
 /* in migrate.c */
 extern List *tm_migration_plan(const TmTenant *tenant, List *migrations,

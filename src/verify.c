@@ -15,6 +15,8 @@
 
 #include "executor/spi.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_namespace.h"
 #include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -136,6 +138,22 @@ tm_report_ahead(ReturnSetInfo *rsinfo, const TmTenant *t, List *migrations,
 						   what, latest));
 }
 
+/*
+ * Reports a ledger whose latest version is below the one the label of its
+ * schema or database records: its latest rows were deleted.
+ */
+static void
+tm_verify_label_version(ReturnSetInfo *rsinfo, const TmTenant *t,
+						Oid classid, Oid objid, int64 latest)
+{
+	int64		labelled = tm_label_version(classid, objid);
+
+	if (labelled > latest)
+		tm_report(rsinfo, t->name, "missing_migration",
+				  psprintf("the ledger lacks migration " INT64_FORMAT ", which its label records as applied; its latest row is " INT64_FORMAT,
+						   labelled, latest));
+}
+
 /* Checks one schema tenant's object and ledger against its catalog row. */
 static void
 tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
@@ -175,6 +193,8 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 	if (!tm_verify_ledger(rsinfo, &found, &rows))
 		return;
 	tm_verify_gaps(rsinfo, t, migrations, rows);
+	tm_verify_label_version(rsinfo, t, NamespaceRelationId, nspoid,
+							rows ? ((TmLedgerRow *) llast(rows))->version : 0);
 	initStringInfo(&ahead);
 	foreach(lc, rows)
 	{
@@ -273,6 +293,8 @@ tm_verify_database_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 			tm_report_ahead(rsinfo, t, migrations,
 							psprintf("the ledger's latest migration is " INT64_FORMAT,
 									 run->task->version));
+		tm_verify_label_version(rsinfo, t, DatabaseRelationId, dboid,
+								run->task->version);
 		if (run->task->mismatched > 0)
 			tm_report(rsinfo, t->name, "checksum_mismatch",
 					  run->task->mismatched == 1 ?

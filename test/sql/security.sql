@@ -201,6 +201,73 @@ SELECT who, t.attempt, t.code
  ORDER BY who, t.attempt;
 ROLLBACK;
 
+-- 11. tenant_create(..., grant_to => role) gives the application's role the
+-- new tenant and no other.  The caller must be able to act as grant_to; a
+-- superuser, a tenant's role, or a role with one among its members is
+-- refused (a tenant would reach another), and a refusal changes nothing
+CREATE ROLE regress_webapp;
+GRANT regress_webapp TO regress_admin;
+SET ROLE regress_admin;
+SELECT name, owner, version FROM tenant_mgr.tenant_create('epsilon', grant_to => 'regress_webapp');
+RESET ROLE;
+SET ROLE regress_webapp;
+INSERT INTO tenant_epsilon.accounts VALUES (1, 'epsilon only');
+SELECT * FROM tenant_epsilon.accounts;
+SELECT secret FROM tenant_alpha.accounts;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT t.name, pg_has_role('regress_webapp', t.owner, 'MEMBER') AS webapp_member
+  FROM tenant_mgr.tenant t WHERE t.state = 'ready' ORDER BY 1;
+-- a role the caller cannot act as
+SET ROLE regress_admin;
+SELECT tenant_mgr.tenant_create('zeta', grant_to => 'regress_app');
+\echo :LAST_ERROR_SQLSTATE
+-- a tenant's owner role (the administrator can act as it)
+SELECT tenant_mgr.tenant_create('zeta', grant_to => 'tenant_alpha');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- a tenant's login role, a role a tenant's owner is a member of, a superuser
+SELECT tenant_mgr.tenant_create('zeta', grant_to => 'tenant_alpha_login');
+\echo :LAST_ERROR_SQLSTATE
+CREATE ROLE regress_group;
+GRANT regress_group TO tenant_beta;
+SELECT tenant_mgr.tenant_create('zeta', grant_to => 'regress_group');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_create('zeta', grant_to => current_user::regrole);
+\echo :LAST_ERROR_SQLSTATE
+-- no such role, NULL, an owner chosen with owner =>
+SELECT tenant_mgr.tenant_create('zeta', grant_to => 'regress_no_such_role');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_create('zeta', grant_to => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_create('zeta', grant_to => 'regress_webapp', owner => 'regress_other_owner');
+\echo :LAST_ERROR_SQLSTATE
+SELECT (SELECT count(*) FROM tenant_mgr.tenant WHERE name = 'zeta') AS zeta_rows,
+       (SELECT count(*) FROM pg_namespace WHERE nspname = 'tenant_zeta') AS zeta_schemas,
+       (SELECT count(*) FROM pg_roles WHERE rolname = 'tenant_zeta') AS zeta_roles;
+-- the caller needs EXECUTE on the plain tenant_create too: queued work
+-- re-checks that one
+GRANT USAGE ON SCHEMA tenant_mgr TO regress_webapp;
+GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, regrole, text, name, jsonb, boolean)
+   TO regress_webapp;
+SET ROLE regress_webapp;
+SELECT tenant_mgr.tenant_create('zeta', grant_to => 'regress_webapp');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+REVOKE ALL ON FUNCTION tenant_mgr.tenant_create(text, regrole, text, name, jsonb, boolean)
+  FROM regress_webapp;
+REVOKE USAGE ON SCHEMA tenant_mgr FROM regress_webapp;
+-- calls without grant_to still mean the plain tenant_create
+SELECT name, isolation FROM tenant_mgr.tenant_create('eta', 'schema');
+SELECT tenant_mgr.tenant_drop('eta');
+-- a queued database tenant carries the grant to the launcher
+SELECT name, state FROM tenant_mgr.tenant_create('dbthree', grant_to => 'regress_webapp',
+                                                 isolation => 'database', wait => false);
+SELECT tenant_mgr.tenant_wait('dbthree', '2 minutes') AS succeeded;
+SELECT pg_has_role('regress_webapp', 'tenant_dbthree', 'MEMBER') AS webapp_member,
+       has_database_privilege('regress_webapp', 'tenant_dbthree', 'CONNECT') AS webapp_connects,
+       has_database_privilege('regress_webapp', 'tenant_dbone', 'CONNECT') AS webapp_connects_other;
+
 -- nothing above made anyone a superuser
 SELECT rolname, rolsuper, rolcreaterole, rolcreatedb,
        pg_has_role(oid, 'pg_execute_server_program', 'MEMBER') AS server_program
@@ -215,11 +282,11 @@ SELECT * FROM tenant_mgr.verify();
 -- clean up
 SELECT count(*) AS dropped FROM tenant_mgr.tenants t, LATERAL tenant_mgr.tenant_drop(t.name) d;
 SELECT bool_and(tenant_mgr.tenant_wait(n, '2 minutes')) AS drops_done
-  FROM unnest(ARRAY['dbone', 'dbtwo']) n;
+  FROM unnest(ARRAY['dbone', 'dbtwo', 'dbthree']) n;
 DROP SCHEMA regress_evil CASCADE;
 DROP EXTENSION tenant_mgr;
 DROP OWNED BY regress_admin, regress_nobody, regress_other_owner, regress_creator,
-              regress_definer, regress_app;
+              regress_definer, regress_app, regress_webapp, regress_group;
 DROP ROLE regress_admin, regress_nobody, regress_other_owner, regress_creator,
-          regress_definer, regress_app;
+          regress_definer, regress_app, regress_webapp, regress_group;
 SELECT count(*) AS tenant_roles_left FROM pg_roles WHERE rolname LIKE 'tenant\_%';

@@ -220,7 +220,7 @@ REVOKE EXECUTE ON FUNCTION tenant_mgr.tenant_use(text, boolean) FROM tenant_vict
 -- 13. identity is tenant_mgr's security label, which no tenant role can set,
 -- move or remove; a forged comment makes nothing a tenant's
 SELECT n.nspname, l.provider,
-       l.label ~ '^tenant victim [0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AS labelled,
+       l.label ~ '^tenant victim [0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}( [0-9]+)?$' AS labelled,
        split_part(l.label, ' ', 3) = (SELECT tenant_id::text FROM tenant_mgr.tenant WHERE name = 'victim') AS same_id
   FROM pg_seclabel l JOIN pg_namespace n ON n.oid = l.objoid
  WHERE l.classoid = 'pg_namespace'::regclass AND n.nspname = 'tenant_victim';

@@ -169,9 +169,9 @@ is(tenants(),
 is(run_sql(q{SELECT string_agg(t.name || ':' || l.objtype, ',' ORDER BY t.name, l.objtype)
 	FROM tenant_mgr.tenant t
 	JOIN pg_seclabels l ON l.provider = 'tenant_mgr'
-	 AND l.label = 'tenant ' || t.name || ' ' || t.tenant_id}),
+	 AND l.label ~ ('^tenant ' || t.name || ' ' || t.tenant_id || '( [0-9]+)?$')}),
 	'd1:database,d1:role,q1:role,q1:schema,qd1:database,qd1:role,s1:role,s1:schema,s2:role,s2:schema',
-	"every tenant's schema or database and owner role carry its label and id");
+	"every tenant's schema or database and owner role carry its label and id (and the version of a ledger written since)");
 
 is(run_sql(q{SELECT array_to_string(rolconfig, ',') FROM pg_roles WHERE rolname = 'tenant_s1_login'}),
 	'search_path=tenant_s1', "the update gave 1.0's login role its tenant's search_path");

@@ -6,10 +6,11 @@
 # finds each tenant by its security label, so verify() is empty and
 # tenant_use, tenant_migrate and tenant_drop reach exactly the tenant's own
 # objects.  A tenant's login role can rewrite its comment and its ledger but
-# cannot set or remove a label; a row deleted below the latest is reported
-# and refused.  The TODO tests are what tenant_mgr does not do yet: refuse a
-# migration whose latest ledger row the tenant deleted (the ledger is the
-# truth, and a catalog ahead of it is also what a rolled-back caller leaves).
+# cannot set or remove a label; a ledger row it deletes is reported and
+# refused, never applied again: below the latest it leaves a gap, and the
+# latest is recorded in the label of the schema or database holding the
+# ledger (the catalog cannot tell: a rolled-back caller leaves it ahead of
+# a database tenant's ledger).
 use strict;
 use warnings;
 use Cwd qw(abs_path getcwd);
@@ -183,9 +184,9 @@ $src->command_ok(
 	[ 'pg_dump', '-d', $src->connstr('app'), '-f', "$dumps/app.sql" ],
 	'pg_dump of app, plain, without --create');
 my $app_sql = slurp_file("$dumps/app.sql");
-is( scalar(grep { $app_sql =~ /^SECURITY LABEL FOR tenant_mgr ON SCHEMA tenant_$_ IS 'tenant $_ $id{$_}';\n/m }
+is( scalar(grep { $app_sql =~ /^SECURITY LABEL FOR tenant_mgr ON SCHEMA tenant_$_ IS 'tenant $_ $id{$_} 3';\n/m }
 		  @schema_tenants),
-	5, "pg_dump without --create emits every tenant schema's label");
+	5, "pg_dump without --create emits every tenant schema's label, with its ledger's version");
 
 $src->command_ok(
 	[ 'pg_dump', '-d', $src->connstr('tenant_d1'), '-f', "$dumps/d1.sql" ],
@@ -196,7 +197,7 @@ $src->command_ok(
 	[ 'pg_dump', '--create', '-d', $src->connstr('tenant_d1'), '-f', "$dumps/d1_create.sql" ],
 	'pg_dump --create of a tenant database, plain');
 like(slurp_file("$dumps/d1_create.sql"),
-	qr/^SECURITY LABEL FOR tenant_mgr ON DATABASE tenant_d1 IS 'tenant d1 $id{d1}';\n/m,
+	qr/^SECURITY LABEL FOR tenant_mgr ON DATABASE tenant_d1 IS 'tenant d1 $id{d1} 3';\n/m,
 	"with --create it is");
 
 foreach my $db ('app', map { "tenant_$_" } @db_tenants)
@@ -206,7 +207,7 @@ foreach my $db ('app', map { "tenant_$_" } @db_tenants)
 		"pg_dump -Fc --create of $db");
 }
 my ($script) = run_command([ 'pg_restore', '--create', '-f', '-', "$dumps/tenant_d2.dump" ]);
-like($script, qr/^SECURITY LABEL FOR tenant_mgr ON DATABASE tenant_d2 IS 'tenant d2 $id{d2}';\n/m,
+like($script, qr/^SECURITY LABEL FOR tenant_mgr ON DATABASE tenant_d2 IS 'tenant d2 $id{d2} 3';\n/m,
 	'pg_restore --create restores the label of a tenant database');
 ($script) = run_command([ 'pg_restore', '-f', '-', "$dumps/tenant_d2.dump" ]);
 unlike($script, qr/ON DATABASE/, 'pg_restore without --create leaves it out');
@@ -380,32 +381,65 @@ like($err, qr/ERROR:  42501: permission denied to set a security label of provid
 like($err, qr/ERROR:  42501: /, "nor remove its owner role's label (42501)");
 is( $dst->safe_psql('app',
 		q{SELECT label FROM pg_seclabels WHERE provider = 'tenant_mgr' AND objtype = 'schema' AND objname = 'tenant_s4'}),
-	"tenant s4 $id{s4}", 'the label of tenant_s4 is unchanged');
+	"tenant s4 $id{s4} 5", 'the label of tenant_s4 is unchanged (its ledger at 5)');
 
-# the ledger: its latest row deleted
+# the ledger: its latest row deleted.  The label of its schema records 5.
 $dst->safe_psql('app', 'CREATE TABLE public.s4_ledger AS TABLE tenant_s4.tenant_mgr_ledger');
 ($rc, $out, $err) = try_sql($dst, 'app',
 	q{DELETE FROM tenant_s4.tenant_mgr_ledger WHERE version = 5}, $login);
 is($rc, 0, 'the login role deletes the row of migration 5 from its ledger');
-is( $dst->safe_psql('app',
-		q{SELECT string_agg(tenant || ':' || problem, ',' ORDER BY tenant) FROM tenant_mgr.verify()}),
-	's4:version_mismatch', 'verify() reports s4: version_mismatch');
+my $problems_sql = q{SELECT string_agg(tenant || ':' || problem, ',' ORDER BY tenant, problem)
+	FROM tenant_mgr.verify()};
+is($dst->safe_psql('app', $problems_sql), 's4:missing_migration,s4:version_mismatch',
+	'verify() reports s4: missing_migration (by its label) and version_mismatch');
+like($dst->safe_psql('app', q{SELECT detail FROM tenant_mgr.verify() WHERE problem = 'missing_migration'}),
+	qr/lacks migration 5, which its label records as applied; its latest row is 4/,
+	'naming the version its label records');
 ($rc, $out, $err) = try_sql($dst, 'app',
 	q{SELECT tenant || ':' || version || ':' || status FROM tenant_mgr.tenant_migrate('s4')});
-my $runs = $dst->safe_psql('app', 'SELECT count(*) FROM tenant_s4.runs');
-note("tenant_migrate('s4') after the deleted ledger row: exit $rc, output \"$out\", errors \"$err\"; "
-	  . "migration 5 has run $runs times in s4");
-TODO:
-{
-	local $TODO = 'tenant_migrate re-applies a migration whose ledger row the tenant deleted';
-	ok($rc != 0 || $out !~ /:applied$/m,
-		"tenant_migrate('s4') refuses or reports the deleted ledger row");
-	is($runs, '1', 'migration 5 is not applied again');
-}
-
-# the ledger: a row in the middle deleted
+like($err, qr/ERROR:  55000: ledger of tenant "s4" lacks its latest migration 5\n/,
+	"tenant_migrate('s4') refuses (55000)");
+like($err, qr/HINT:  Put the deleted rows back into tenant_s4.tenant_mgr_ledger if their migrations are in effect./,
+	'with a hint to put the row back');
+($rc, $out, $err) = try_sql($dst, 'app',
+	q{SELECT tenant || ':' || status FROM tenant_mgr.tenant_migrate('s4', target => 4)});
+like($err, qr/ERROR:  55000: ledger of tenant "s4" lacks its latest migration 5\n/,
+	'and refuses to revert from there too');
+is($dst->safe_psql('app', 'SELECT count(*) FROM tenant_s4.runs'), '1', 'migration 5 is not applied again');
+is($dst->safe_psql('app', q{SELECT version FROM tenant_mgr.tenant WHERE name = 's4'}), '5',
+	'the catalog keeps version 5');
 $dst->safe_psql('app',
 	'DELETE FROM tenant_s4.tenant_mgr_ledger; INSERT INTO tenant_s4.tenant_mgr_ledger SELECT * FROM public.s4_ledger');
+is($dst->safe_psql('app', 'SELECT count(*) FROM tenant_mgr.verify()'), '0',
+	'verify() is empty with the row put back');
+
+# the same in a database tenant, whose label is on its database
+is($dst->safe_psql('app', q{SELECT tenant_mgr.tenant_login_role('d1')}), 'tenant_d1_login',
+	'a login role for d1');
+is( $dst->safe_psql('app',
+		q{SELECT label FROM pg_seclabels WHERE provider = 'tenant_mgr' AND objtype = 'database' AND objname = 'tenant_d1'}),
+	"tenant d1 $id{d1} 5", "the label of tenant_d1 records its ledger's version 5");
+$dst->safe_psql('tenant_d1', 'CREATE TABLE public.d1_ledger AS TABLE public.tenant_mgr_ledger');
+($rc, $out, $err) = try_sql($dst, 'tenant_d1',
+	q{DELETE FROM public.tenant_mgr_ledger WHERE version = 5}, 'tenant_d1_login');
+is($rc, 0, 'the login role of d1 deletes the row of migration 5 from its ledger');
+is($dst->safe_psql('app', $problems_sql), 'd1:missing_migration,d1:version_mismatch',
+	'verify() reports d1: missing_migration (by its label) and version_mismatch');
+($rc, $out, $err) = try_sql($dst, 'app', q{SELECT * FROM tenant_mgr.tenant_migrate('d1')});
+like($err, qr/ERROR:  55000: ledger of tenant "d1" lacks its latest migration 5\n/,
+	"tenant_migrate('d1') refuses (55000)");
+is($dst->safe_psql('tenant_d1', 'SELECT count(*) FROM runs'), '1', 'migration 5 is not applied again in d1');
+$dst->safe_psql('tenant_d1',
+	'INSERT INTO public.tenant_mgr_ledger SELECT * FROM public.d1_ledger WHERE version = 5; DROP TABLE public.d1_ledger');
+is($dst->safe_psql('app', 'SELECT count(*) FROM tenant_mgr.verify()'), '0',
+	'verify() is empty with the row put back');
+
+# a label is checked for its form, even for a superuser
+($rc, $out, $err) = try_sql($dst, 'app',
+	"SECURITY LABEL FOR tenant_mgr ON SCHEMA tenant_s4 IS 'tenant s4 $id{s4} 5 x'");
+like($err, qr/ERROR:  22023: invalid security label/, 'a label tenant_mgr does not write is refused (22023)');
+
+# the ledger: a row in the middle deleted
 ($rc, $out, $err) = try_sql($dst, 'app',
 	q{DELETE FROM tenant_s4.tenant_mgr_ledger WHERE version = 2}, $login);
 is($rc, 0, 'the login role deletes the row of migration 2 from its ledger');

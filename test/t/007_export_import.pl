@@ -1,8 +1,11 @@
 # One customer's data out and back in: a schema tenant exported with
 # pg_dump -n, dropped, restored with --no-owner and taken back with
 # tenant_import() (same server, same name: its id and data), and imported on
-# another server under a new name (a new id).  A restored schema whose
-# ledger was altered, or a look-alike without tenant_mgr's label, is
+# another server under a new name (a new id).  A database tenant exported
+# with pg_dump --create and its owner role from pg_dumpall --roles-only,
+# dropped, restored and taken back under its name, then again under a new
+# one.  A restored schema or database whose ledger disagrees with the
+# registry, a look-alike without tenant_mgr's label, or a name in use is
 # refused, changing nothing.
 use strict;
 use warnings;
@@ -57,14 +60,14 @@ is($a->safe_psql('app', q{SELECT count(*) FROM pg_namespace WHERE nspname = 'ten
 # --- a look-alike and an altered ledger are refused -----------------------------
 $a->safe_psql('app', q{CREATE SCHEMA tenant_acme; COMMENT ON SCHEMA tenant_acme IS 'tenant_mgr tenant acme'});
 my ($rc, $out, $err) = $a->psql('app', q{SELECT tenant_mgr.tenant_import('acme')});
-like($err, qr/no schema carries tenant_mgr's label for tenant "acme"/,
+like($err, qr/no schema or database carries tenant_mgr's label for tenant "acme"/,
 	'a schema without the label is never adopted');
 $a->safe_psql('app', q{DROP SCHEMA tenant_acme});
 
 $a->command_ok([ 'pg_restore', '--no-owner', '-d', $a->connstr('app'), $dump ],
 	'pg_restore --no-owner brings the schema back');
 is($a->safe_psql('app', q{SELECT label FROM pg_seclabels WHERE provider = 'tenant_mgr' AND objtype = 'schema' AND objname = 'tenant_acme'}),
-	"tenant acme $id", 'with its label');
+	"tenant acme $id 3", "with its label, which records its ledger's version");
 
 $a->safe_psql('app', q{UPDATE tenant_acme.tenant_mgr_ledger SET checksum = 'forged' WHERE version = 2});
 ($rc, $out, $err) = $a->psql('app', q{SELECT tenant_mgr.tenant_import('acme')});
@@ -110,9 +113,136 @@ is($b->safe_psql('app', q{SELECT string_agg(nspname, ',') FROM pg_namespace WHER
 my $newid = $b->safe_psql('app', q{SELECT tenant_id FROM tenant_mgr.tenant WHERE name = 'globex'});
 isnt($newid, $id, 'and a new id');
 is($b->safe_psql('app', q{SELECT label FROM pg_seclabels WHERE provider = 'tenant_mgr' AND objtype = 'schema' AND objname = 'tenant_globex'}),
-	"tenant globex $newid", 'which its label says');
+	"tenant globex $newid 3", 'which its label says');
 is($b->safe_psql('app', q{SELECT name FROM tenant_globex.accounts}), 'acme data', 'the data came along');
 is($b->safe_psql('app', q{SELECT count(*) FROM tenant_mgr.verify()}), '0', 'verify() is empty there too');
+
+# ============================================================================
+# a database tenant
+# ============================================================================
+
+# Waits until nobody is connected to database $db.
+sub no_sessions
+{
+	my ($node, $db) = @_;
+	$node->poll_query_until('app', "SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = '$db'")
+	  or diag("sessions in $db stay");
+}
+
+# Drops database tenant $t and waits for the launcher to remove it.
+sub drop_db_tenant
+{
+	my ($node, $t) = @_;
+	no_sessions($node, "tenant_$t");
+	is($node->safe_psql('app', "SELECT tenant_mgr.tenant_drop('$t')"), 't', "tenant_drop('$t')");
+	ok( $node->poll_query_until('app',
+			"SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenant_$t')"
+			  . " AND NOT EXISTS (SELECT FROM pg_database WHERE datname LIKE 'tenant\\_mgr\\_drop\\_%')"),
+		"the launcher removed the database and owner role of $t");
+}
+
+# The export: its owner role's lines of pg_dumpall --roles-only, its
+# database with pg_dump --create (which alone keeps the database's label).
+sub restore_db_tenant
+{
+	my ($node, $roles, $dump) = @_;
+	$node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
+			'-f', $roles ], 'the owner role restored from its pg_dumpall lines');
+	$node->command_ok([ 'pg_restore', '--create', '--exit-on-error', '-d', $node->connstr('postgres'), $dump ],
+		'pg_restore --create brings the database back with its owners');
+}
+
+$a->safe_psql('app', q{SELECT tenant_mgr.tenant_create('initech', 'database')});
+$a->safe_psql('tenant_initech', q{INSERT INTO accounts (name) VALUES ('initech data')});
+my $dbid = $a->safe_psql('app', q{SELECT tenant_id FROM tenant_mgr.tenant WHERE name = 'initech'});
+my $labels_sql = q{SELECT string_agg(objtype || ' ' || objname || ': ' || label, ', ' ORDER BY objtype)
+	FROM pg_seclabels WHERE provider = 'tenant_mgr' AND objname::text LIKE 'tenant_initech%'};
+is($a->safe_psql('app', $labels_sql),
+	"database tenant_initech: tenant initech $dbid 4, role tenant_initech: tenant initech $dbid",
+	'the database label records its ledger version 4; the owner role carries the label too');
+
+# --- export ---------------------------------------------------------------------
+$a->command_ok([ 'pg_dumpall', '--roles-only', '-f', "$tmp/roles.sql", '-d', $a->connstr('postgres') ],
+	'pg_dumpall --roles-only');
+my $role_lines = join('', grep { /\btenant_initech\b/ } split /^/m, slurp_file("$tmp/roles.sql"));
+append_to_file("$tmp/initech_roles.sql", $role_lines);
+like($role_lines, qr/^SECURITY LABEL FOR tenant_mgr ON ROLE tenant_initech IS 'tenant initech $dbid';$/m,
+	"the owner role's lines carry its label");
+$a->command_ok([ 'pg_dump', '-Fc', '--create', '-f', "$tmp/initech.dump", '-d', $a->connstr('tenant_initech') ],
+	'pg_dump -Fc --create exports the database tenant');
+my ($script) = run_command([ 'pg_restore', '--create', '-f', '-', "$tmp/initech.dump" ]);
+like($script, qr/^SECURITY LABEL FOR tenant_mgr ON DATABASE tenant_initech IS 'tenant initech $dbid 4';$/m,
+	"with --create the dump keeps the database's label");
+
+drop_db_tenant($a, 'initech');
+is($a->safe_psql('app', q{SELECT count(*) FROM pg_database WHERE datname = 'tenant_initech'}), '0',
+	'the database tenant is dropped');
+
+# --- refused: no label, a name in use, a ledger ahead of the registry -----------
+$a->safe_psql('postgres', 'CREATE DATABASE tenant_fake');
+($rc, $out, $err) = $a->psql('app', "\\set VERBOSITY verbose\nSELECT tenant_mgr.tenant_import('fake')");
+like($err, qr/ERROR:  3F000: no schema or database carries tenant_mgr's label for tenant "fake"/,
+	'a database without the label is never adopted (3F000)');
+$a->safe_psql('postgres', 'DROP DATABASE tenant_fake');
+
+restore_db_tenant($a, "$tmp/initech_roles.sql", "$tmp/initech.dump");
+($rc, $out, $err) = $a->psql('app', "\\set VERBOSITY verbose\nSELECT tenant_mgr.tenant_import('initech', 'acme')");
+like($err, qr/ERROR:  42710: tenant "acme" already exists/, 'a name in use is refused (42710)');
+$a->safe_psql('tenant_initech',
+	q{INSERT INTO public.tenant_mgr_ledger (version, name, checksum) VALUES (99, 'future', 'x')});
+($rc, $out, $err) = $a->psql('app', "\\set VERBOSITY verbose\nSELECT tenant_mgr.tenant_import('initech')");
+like($err, qr/ERROR:  55000: ledger of tenant "initech" disagrees with the registered migrations/,
+	'a ledger ahead of the registry is refused (55000)');
+like($err, qr/DETAIL:  It records 1 unregistered migrations/, 'saying why');
+$a->safe_psql('tenant_initech', q{UPDATE public.tenant_mgr_ledger SET checksum = 'forged' WHERE version = 2});
+$a->safe_psql('tenant_initech', q{DELETE FROM public.tenant_mgr_ledger WHERE version = 99});
+($rc, $out, $err) = $a->psql('app', "\\set VERBOSITY verbose\nSELECT tenant_mgr.tenant_import('initech')");
+like($err, qr/ERROR:  55000: ledger of tenant "initech" disagrees with the registered migrations/,
+	'a ledger with an altered migration is refused (55000)');
+my $checksum2 = $a->safe_psql('app', q{SELECT checksum FROM tenant_mgr.migration WHERE version = 2});
+$a->safe_psql('tenant_initech', "UPDATE public.tenant_mgr_ledger SET checksum = '$checksum2' WHERE version = 2");
+is( $a->safe_psql('app',
+		q{SELECT (SELECT count(*) FROM tenant_mgr.tenant WHERE name = 'initech') || ','
+		      || (SELECT count(*) FROM pg_database WHERE datname = 'tenant_initech') || ','
+		      || (SELECT count(*) FROM pg_roles WHERE rolname = 'tenant_initech')}),
+	'0,1,1', 'and nothing changed: no catalog row, the database and role as restored');
+is($a->safe_psql('app', $labels_sql),
+	"database tenant_initech: tenant initech $dbid 4, role tenant_initech: tenant initech $dbid",
+	'with their labels');
+
+# --- import: same server, same name ------------------------------------------------
+is($a->safe_psql('app', q{SELECT name || ':' || isolation || ':' || state || ':' || version || ':' || owner
+	FROM tenant_mgr.tenant_import('initech')}),
+	'initech:database:ready:4:tenant_initech', 'tenant_import takes the database tenant back, ready at version 4');
+is($a->safe_psql('app', q{SELECT tenant_id FROM tenant_mgr.tenant WHERE name = 'initech'}), $dbid,
+	'with the id it had');
+is($a->safe_psql('tenant_initech', q{SELECT name FROM accounts}), 'initech data', 'its data is intact');
+is($a->safe_psql('app', q{SELECT has_database_privilege('public', 'tenant_initech', 'CONNECT')}), 'f',
+	'PUBLIC may not connect');
+is($a->safe_psql('app', q{SELECT count(*) FROM tenant_mgr.verify()}), '0', 'verify() is empty');
+is($a->safe_psql('app', q{SELECT count(*) FROM tenant_mgr.tenant_migrate('initech')}), '0',
+	'it is at the latest migration');
+
+# --- again, under a new name --------------------------------------------------------
+drop_db_tenant($a, 'initech');
+restore_db_tenant($a, "$tmp/initech_roles.sql", "$tmp/initech.dump");
+is($a->safe_psql('app', q{SELECT name || ':' || object_name || ':' || owner || ':' || version
+	FROM tenant_mgr.tenant_import('initech', new_name => 'hooli')}),
+	'hooli:tenant_hooli:tenant_hooli:4', 'tenant_import takes it back as hooli');
+my $hooliid = $a->safe_psql('app', q{SELECT tenant_id FROM tenant_mgr.tenant WHERE name = 'hooli'});
+isnt($hooliid, $dbid, 'with a new id');
+is( $a->safe_psql('app',
+		q{SELECT string_agg(objtype || ' ' || objname || ': ' || label, ', ' ORDER BY objtype)
+			FROM pg_seclabels WHERE provider = 'tenant_mgr' AND objname::text LIKE 'tenant_hooli%'}),
+	"database tenant_hooli: tenant hooli $hooliid 4, role tenant_hooli: tenant hooli $hooliid",
+	'the database and owner role renamed, with labels naming hooli');
+is($a->safe_psql('app', q{SELECT count(*) FROM pg_database WHERE datname = 'tenant_initech'}), '0',
+	'no database keeps the old name');
+is($a->safe_psql('tenant_hooli', q{SELECT name FROM accounts}), 'initech data', 'the data came along');
+is($a->safe_psql('app', q{SELECT count(*) FROM tenant_mgr.verify()}), '0', 'verify() is empty');
+is($a->safe_psql('app', q{SELECT string_agg(tenant || ':' || action, ',' ORDER BY id) FROM tenant_mgr.history
+	WHERE action = 'import' AND tenant IN ('initech', 'hooli')}), 'initech:import,hooli:import',
+	'the history shows both imports');
 
 $a->stop;
 $b->stop;
