@@ -591,3 +591,37 @@ tm_tenant_lock_in(Oid dboid, const char *name)
 				 errdetail("Another transaction is creating, migrating or dropping it."),
 				 errhint("Try again when that transaction has ended.")));
 }
+
+/*
+ * The same lock held by the session, across the transactions of one
+ * non-transactional migration (it runs top-level, between two of them).
+ * Taken without waiting, as the transaction-scoped one.
+ */
+void
+tm_tenant_lock_session(Oid dboid, const char *name)
+{
+	LOCKTAG		tag;
+	uint64		h = hash_bytes_extended((const unsigned char *) name,
+										strlen(name), 0);
+
+	SET_LOCKTAG_ADVISORY(tag, dboid, (uint32) (h >> 32), (uint32) h,
+						 TM_LOCK_FIELD4);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("tenant \"%s\" is busy", name),
+				 errdetail("Another transaction is creating, migrating or dropping it."),
+				 errhint("Try again when that transaction has ended.")));
+}
+
+void
+tm_tenant_unlock_session(Oid dboid, const char *name)
+{
+	LOCKTAG		tag;
+	uint64		h = hash_bytes_extended((const unsigned char *) name,
+										strlen(name), 0);
+
+	SET_LOCKTAG_ADVISORY(tag, dboid, (uint32) (h >> 32), (uint32) h,
+						 TM_LOCK_FIELD4);
+	LockRelease(&tag, ExclusiveLock, true);
+}

@@ -252,7 +252,31 @@ tm_exec_migrate(TmExecTask *task)
 								psprintf("tenant \"%s\": %s migration " INT64_FORMAT " (%s)",
 										 t->name, s->up ? "applying" : "reverting",
 										 s->migration->version, s->migration->name));
-		if (!task->dry_run)
+		if (!s->migration->transactional)
+		{
+			bool		in_effect;
+
+			/* top-level, between two transactions, under a session lock */
+			if (task->dry_run)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("a dry run cannot apply non-transactional migration " INT64_FORMAT " (%s)",
+								s->migration->version, s->migration->name),
+						 errdetail("It runs outside a transaction, so it cannot be rolled back.")));
+			tm_xact_begin();
+			if (OidIsValid(task->control_db))
+				tm_tenant_lock_session(task->control_db, t->name);
+			in_effect = tm_migration_nt_prepare(t, s);
+			tm_xact_commit();
+			if (!in_effect)
+				tm_migration_nt_run(t, s);
+			tm_xact_begin();
+			tm_migration_nt_finish(t, s);
+			tm_xact_commit();
+			if (OidIsValid(task->control_db))
+				tm_tenant_unlock_session(task->control_db, t->name);
+		}
+		else if (!task->dry_run)
 		{
 			tm_xact_begin();
 			if (OidIsValid(task->control_db))
@@ -278,9 +302,12 @@ tm_exec_migrate(TmExecTask *task)
 				}
 			}
 		}
-		tm_migration_apply(t, s);
-		if (!task->dry_run)
-			tm_xact_commit();
+		if (s->migration->transactional)
+		{
+			tm_migration_apply(t, s);
+			if (!task->dry_run)
+				tm_xact_commit();
+		}
 		task->failing = 0;
 
 		task->steps[task->nsteps].version = s->migration->version;

@@ -19,14 +19,23 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+#include "tcop/dest.h"
+#include "tcop/utility.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "tenant_mgr.h"
 
@@ -240,8 +249,132 @@ tm_migration_plan(const TmTenant *tenant, List *migrations, int64 target,
 }
 
 /*
- * Applies or reverts one migration in a schema tenant, together with its
- * ledger row, and records the time it took in step->ms.
+ * The one statement of a non-transactional migration (registry.c checked
+ * there is exactly one).
+ */
+static Node *
+tm_nt_statement(const TmStep *step)
+{
+	const char *sql = step->up ? step->migration->up_sql : step->migration->down_sql;
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+
+	if (list_length(raw) != 1)
+		elog(ERROR, "non-transactional migration " INT64_FORMAT " is not one statement",
+			 step->migration->version);
+	return ((RawStmt *) linitial(raw))->stmt;
+}
+
+/*
+ * The index a CREATE INDEX CONCURRENTLY or DROP INDEX CONCURRENTLY names,
+ * in the tenant's schema unless the statement says another; InvalidOid if
+ * there is none (*name tells which it looked for).
+ */
+static Oid
+tm_nt_index(const TmTenant *tenant, Node *stmt, char **name)
+{
+	const char *schema = tenant->schema;
+	Oid			nspoid;
+
+	if (IsA(stmt, IndexStmt))
+	{
+		IndexStmt  *is = (IndexStmt *) stmt;
+
+		*name = is->idxname;
+		if (is->relation->schemaname)
+			schema = is->relation->schemaname;
+	}
+	else if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_INDEX)
+	{
+		List	   *qualified = linitial(((DropStmt *) stmt)->objects);
+
+		*name = strVal(llast(qualified));
+		if (list_length(qualified) > 1)
+			schema = strVal(list_nth(qualified, list_length(qualified) - 2));
+	}
+	else
+		return InvalidOid;
+	nspoid = get_namespace_oid(schema, true);
+	return OidIsValid(nspoid) ? get_relname_relid(*name, nspoid) : InvalidOid;
+}
+
+static bool
+tm_index_is_valid(Oid indexoid)
+{
+	HeapTuple	tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+	bool		valid;
+
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	valid = ((Form_pg_index) GETSTRUCT(tuple))->indisvalid;
+	ReleaseSysCache(tuple);
+	return valid;
+}
+
+/*
+ * A non-transactional migration on a tenant being built in this
+ * transaction: nobody else can see its tables, so the statement runs here
+ * without CONCURRENTLY (and VACUUM of its new tables is skipped), as the
+ * tenant's owner, restricted, with the tenant's search_path.
+ */
+static void
+tm_run_fresh(const TmTenant *tenant, const TmStep *step)
+{
+	const char *sql = step->up ? step->migration->up_sql : step->migration->down_sql;
+	Node	   *stmt = tm_nt_statement(step);
+	PlannedStmt *pstmt;
+	TmIdentity	saved;
+	int			save_nestlevel;
+	TmApplyContext ac = {tenant, step};
+	ErrorContextCallback errcb;
+
+	if (IsA(stmt, VacuumStmt))
+		return;
+	if (IsA(stmt, IndexStmt))
+		((IndexStmt *) stmt)->concurrent = false;
+	else if (IsA(stmt, DropStmt))
+		((DropStmt *) stmt)->concurrent = false;
+	else if (IsA(stmt, ReindexStmt))
+	{
+		ReindexStmt *rs = (ReindexStmt *) stmt;
+		ListCell   *lc;
+
+		foreach(lc, rs->params)
+		{
+			if (strcmp(((DefElem *) lfirst(lc))->defname, "concurrently") == 0)
+				rs->params = foreach_delete_current(rs->params, lc);
+		}
+	}
+
+	errcb.callback = tm_apply_error_callback;
+	errcb.arg = &ac;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
+	SetUserIdAndSecContext(get_role_oid(tenant->owner, false),
+						   saved.sec_context | SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", tm_search_path(tenant->schema),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	pstmt = makeNode(PlannedStmt);
+	pstmt->commandType = CMD_UTILITY;
+	pstmt->utilityStmt = stmt;
+	pstmt->stmt_location = -1;
+	ProcessUtility(pstmt, sql, false, PROCESS_UTILITY_QUERY, NULL, NULL,
+				   None_Receiver, NULL);
+	CommandCounterIncrement();
+	AtEOXact_GUC(true, save_nestlevel);
+	SetUserIdAndSecContext(saved.userid, saved.sec_context);
+
+	error_context_stack = errcb.previous;
+}
+
+/*
+ * Applies or reverts one migration in a tenant, together with its ledger
+ * row, and records the time it took in step->ms.  A non-transactional
+ * migration goes through tm_migration_nt_* instead, but on a tenant built
+ * in this very transaction (step->fresh).
  */
 void
 tm_migration_apply(const TmTenant *tenant, TmStep *step)
@@ -251,11 +384,108 @@ tm_migration_apply(const TmTenant *tenant, TmStep *step)
 	instr_time	duration;
 
 	INSTR_TIME_SET_CURRENT(start);
-	tm_run_in_tenant(tenant, step, step->up ? m->up_sql : m->down_sql);
+	if (m->transactional)
+		tm_run_in_tenant(tenant, step, step->up ? m->up_sql : m->down_sql);
+	else if (step->fresh)
+		tm_run_fresh(tenant, step);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("migration " INT64_FORMAT " (%s) is not transactional and cannot be applied to tenant \"%s\" in a transaction",
+						m->version, m->name, tenant->name),
+				 errhint("Fleet runs and tenant_migrate('%s') apply it top-level.", tenant->name)));
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
 	step->ms = INSTR_TIME_GET_MILLISEC(duration);
 	tm_ledger_write(tenant, m, step->up, step->ms);
+}
+
+/*
+ * Before a non-transactional step, in a transaction holding the tenant's
+ * session lock: returns true if the step is already in effect (a crash
+ * came between the statement and its ledger row), so that only the row is
+ * missing.  An invalid index a crash or a cancel left of the step's CREATE
+ * INDEX CONCURRENTLY is dropped, so that the step runs again.
+ */
+bool
+tm_migration_nt_prepare(const TmTenant *tenant, TmStep *step)
+{
+	Node	   *stmt = tm_nt_statement(step);
+	char	   *name = NULL;
+	Oid			indexoid = tm_nt_index(tenant, stmt, &name);
+
+	if (IsA(stmt, IndexStmt))
+	{
+		if (!OidIsValid(indexoid))
+			return false;
+		if (tm_index_is_valid(indexoid))
+			return true;
+		tm_sql_restricted(get_role_oid(tenant->owner, false),
+						  tm_search_path(tenant->schema), NULL,
+						  psprintf("DROP INDEX %s.%s",
+								   quote_identifier(get_namespace_name(get_rel_namespace(indexoid))),
+								   quote_identifier(name)),
+						  0, NULL, NULL, false);
+		return false;
+	}
+	if (IsA(stmt, DropStmt) && name != NULL)
+		return !OidIsValid(indexoid);
+	return false;
+}
+
+/*
+ * Runs a non-transactional step top-level, outside any transaction, as the
+ * tenant's owner in a security-restricted operation (spi.c), and records
+ * the time it took.
+ */
+void
+tm_migration_nt_run(const TmTenant *tenant, TmStep *step)
+{
+	TmMigration *m = step->migration;
+	TmApplyContext ac = {tenant, step};
+	ErrorContextCallback errcb;
+	instr_time	start;
+	instr_time	duration;
+
+	errcb.callback = tm_apply_error_callback;
+	errcb.arg = &ac;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	INSTR_TIME_SET_CURRENT(start);
+	tm_utility_toplevel_restricted(step->up ? m->up_sql : m->down_sql,
+								   tenant->owner, tm_search_path(tenant->schema));
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+	step->ms = INSTR_TIME_GET_MILLISEC(duration);
+	error_context_stack = errcb.previous;
+}
+
+/*
+ * After a non-transactional step, in a transaction: checks that it took
+ * effect (an index it creates exists and is valid, one it drops is gone)
+ * and only then writes its ledger row.
+ */
+void
+tm_migration_nt_finish(const TmTenant *tenant, TmStep *step)
+{
+	Node	   *stmt = tm_nt_statement(step);
+	char	   *name = NULL;
+	Oid			indexoid = tm_nt_index(tenant, stmt, &name);
+
+	if (IsA(stmt, IndexStmt) && (!OidIsValid(indexoid) || !tm_index_is_valid(indexoid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration " INT64_FORMAT " (%s) did not leave a valid index \"%s\" in tenant \"%s\"",
+						step->migration->version, step->migration->name, name,
+						tenant->name),
+				 errdetail("Its ledger row is not written; the next run drops an invalid index and tries again.")));
+	if (IsA(stmt, DropStmt) && name != NULL && OidIsValid(indexoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration " INT64_FORMAT " (%s) did not drop index \"%s\" in tenant \"%s\"",
+						step->migration->version, step->migration->name, name,
+						tenant->name)));
+	tm_ledger_write(tenant, step->migration, step->up, step->ms);
 }
 
 /*

@@ -124,11 +124,75 @@ tm_parse_error_callback(void *arg)
 }
 
 /*
+ * A non-transactional migration is one statement that cannot run in a
+ * transaction block and whose effect can be told (for an index: it exists
+ * and is valid), run top-level and recorded after.  Anything else is
+ * refused, with the statement named.
+ */
+static void
+tm_check_nontransactional(int64 version, const char *direction, List *stmts)
+{
+	Node	   *stmt;
+	bool		ok = false;
+
+	if (list_length(stmts) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s SQL of non-transactional migration " INT64_FORMAT " must be exactly one statement",
+						direction, version),
+				 errdetail("It holds %d statements.", list_length(stmts)),
+				 errhint("Register each statement as a migration of its own.")));
+	stmt = ((RawStmt *) linitial(stmts))->stmt;
+	switch (nodeTag(stmt))
+	{
+		case T_IndexStmt:
+			ok = ((IndexStmt *) stmt)->concurrent;
+			if (ok && ((IndexStmt *) stmt)->idxname == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("CREATE INDEX CONCURRENTLY in migration " INT64_FORMAT " must name its index",
+								version),
+						 errdetail("tenant_mgr checks that the index is valid before it records the migration.")));
+			break;
+		case T_DropStmt:
+			ok = ((DropStmt *) stmt)->concurrent &&
+				list_length(((DropStmt *) stmt)->objects) == 1;
+			break;
+		case T_ReindexStmt:
+			{
+				ListCell   *opt;
+
+				foreach(opt, ((ReindexStmt *) stmt)->params)
+				{
+					DefElem    *def = lfirst(opt);
+
+					if (strcmp(def->defname, "concurrently") == 0 && defGetBoolean(def))
+						ok = true;
+				}
+			}
+			break;
+		case T_VacuumStmt:
+			ok = ((VacuumStmt *) stmt)->is_vacuumcmd;
+			break;
+		default:
+			break;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s SQL of migration " INT64_FORMAT " (%s) does not need transactional => false",
+						direction, version, CreateCommandName(stmt)),
+				 errdetail("Non-transactional migrations are CREATE INDEX CONCURRENTLY, DROP INDEX CONCURRENTLY of one index, REINDEX CONCURRENTLY and VACUUM."),
+				 errhint("Register it with transactional => true, so that it commits with its ledger row.")));
+}
+
+/*
  * Parses the SQL of a migration and rejects what cannot be part of one.
  * Returns the number of statements.
  */
 static int
-tm_check_statements(int64 version, const char *direction, const char *sql)
+tm_check_statements(int64 version, const char *direction, const char *sql,
+					bool transactional)
 {
 	TmParseContext pc = {version, direction, sql};
 	ErrorContextCallback errcb;
@@ -141,6 +205,12 @@ tm_check_statements(int64 version, const char *direction, const char *sql)
 	error_context_stack = &errcb;
 	stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
 	error_context_stack = errcb.previous;
+
+	if (!transactional && stmts != NIL)
+	{
+		tm_check_nontransactional(version, direction, stmts);
+		return 1;
+	}
 
 	foreach(lc, stmts)
 	{
@@ -212,15 +282,16 @@ tm_check_statements(int64 version, const char *direction, const char *sql)
 				 errmsg("%s SQL of migration " INT64_FORMAT " contains %s, which cannot run inside a transaction block",
 						direction, version, CreateCommandName(stmt)),
 				 errdetail("A migration commits together with its ledger row, so it runs inside a transaction block."),
-				 errhint("Non-transactional migrations are not supported yet; run such a statement outside tenant_mgr.")));
+				 errhint("tenant_mgr does not run such statements; run it outside tenant_mgr.")));
 	}
 	return list_length(stmts);
 }
 
 /*
  * Checks a migration before it is registered: a positive version, a name,
- * transactional, and SQL that parses, is not empty and holds nothing that
- * cannot run inside the transaction it commits in.
+ * and SQL that parses, is not empty and holds nothing that cannot run
+ * inside the transaction it commits in (or, non-transactional, is one
+ * statement of the kinds that need none).
  */
 static void
 tm_check_migration(int64 version, const char *name, const char *up_sql,
@@ -239,17 +310,11 @@ tm_check_migration(int64 version, const char *name, const char *up_sql,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("name of migration " INT64_FORMAT " must not be empty",
 						version)));
-	if (!transactional)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("non-transactional migrations are not supported yet"),
-				 errdetail("Every migration commits together with its ledger row.")));
-
-	if (tm_check_statements(version, "up", up_sql) == 0)
+	if (tm_check_statements(version, "up", up_sql, transactional) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("up SQL of migration " INT64_FORMAT " is empty", version)));
-	if (down_sql && tm_check_statements(version, "down", down_sql) == 0)
+	if (down_sql && tm_check_statements(version, "down", down_sql, transactional) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("down SQL of migration " INT64_FORMAT " is empty", version),

@@ -383,6 +383,10 @@ typedef struct TmRunTenant
 	int64		current;
 	TmStep	   *step;			/* the step being applied, if any */
 	bool		finished;
+	TmStep	   *nt;				/* a non-transactional step to run next */
+	bool		nt_last;		/* it is the tenant's last step */
+	bool		nt_in_effect;	/* it took effect before its ledger row */
+	bool		session_locked; /* the tenant's lock is held across it */
 } TmRunTenant;
 
 /*
@@ -417,6 +421,12 @@ tm_run_schema_step(TmRunTenant *rt)
 		foreach(lc, steps)
 		{
 			rt->step = lfirst(lc);
+			if (!rt->step->migration->transactional)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("a dry run cannot apply non-transactional migration " INT64_FORMAT " (%s)",
+								rt->step->migration->version, rt->step->migration->name),
+						 errdetail("It runs outside a transaction, so it cannot be rolled back.")));
 			tm_run_report_activity(t->name, rt->step);
 			tm_migration_apply(t, rt->step);
 		}
@@ -425,6 +435,16 @@ tm_run_schema_step(TmRunTenant *rt)
 		return;
 	}
 
+	if (steps != NIL && !((TmStep *) linitial(steps))->migration->transactional)
+	{
+		/* run top-level between this transaction and the next */
+		rt->step = rt->nt = linitial(steps);
+		rt->nt_last = list_length(steps) == 1;
+		tm_tenant_lock_session(MyDatabaseId, t->name);
+		rt->session_locked = true;
+		rt->nt_in_effect = tm_migration_nt_prepare(t, rt->nt);
+		return;
+	}
 	if (steps != NIL)
 	{
 		rt->step = linitial(steps);
@@ -441,6 +461,53 @@ tm_run_schema_step(TmRunTenant *rt)
 		tm_tenant_set_version(t->name, rt->current, NULL);
 	if (rt->finished)
 		tm_run_outcome(run, t->name, "migrated", rt->current, NULL);
+}
+
+/*
+ * The non-transactional step tm_run_schema_step found: run top-level
+ * (unless a crash left it in effect without its ledger row), then checked
+ * and recorded in a transaction of its own, with its event and the
+ * catalog's version; the tenant's session lock covers both.
+ */
+static void
+tm_run_schema_nt(TmRunTenant *rt)
+{
+	TmRun	   *run = rt->run;
+	TmTenant   *t = rt->tenant;
+	TmStep	   *step = rt->nt;
+
+	tm_run_report_activity(t->name, step);
+	if (!rt->nt_in_effect)
+		tm_migration_nt_run(t, step);
+	tm_xact_begin();
+	tm_migration_nt_finish(t, step);
+	tm_event_log(run->id, t->name, step->up ? TM_EV_UP : TM_EV_DOWN,
+				 step->migration->version, TM_EV_OK, NULL, step->ms);
+	rt->current = step->up ? step->migration->version :
+		(rt->nt_last ? run->target : rt->current);
+	if (!step->up && !rt->nt_last)
+	{
+		int64		below = 0;
+		ListCell   *lc;
+
+		/* reverted: the tenant is at the highest applied version below */
+		foreach(lc, run->migrations)
+		{
+			TmMigration *m = lfirst(lc);
+
+			if (m->version < step->migration->version)
+				below = m->version;
+		}
+		rt->current = below;
+	}
+	tm_tenant_set_version(t->name, rt->current, NULL);
+	rt->finished = rt->nt_last;
+	if (rt->finished)
+		tm_run_outcome(run, t->name, "migrated", rt->current, NULL);
+	tm_xact_commit();
+	tm_tenant_unlock_session(MyDatabaseId, t->name);
+	rt->session_locked = false;
+	rt->nt = NULL;
 }
 
 /*
@@ -486,6 +553,8 @@ tm_run_schema_tenant(TmRun *run, const char *name, int attempts)
 			else if (!going)
 				tm_run_outcome(run, name, "stopped", rt.current, NULL);
 			tm_xact_commit();
+			if (rt.nt)
+				tm_run_schema_nt(&rt);
 		}
 		PG_CATCH();
 		{
@@ -493,6 +562,12 @@ tm_run_schema_tenant(TmRun *run, const char *name, int attempts)
 			edata = CopyErrorData();
 			FlushErrorState();
 			tm_xact_abort();
+			/* a top-level statement may have ended in another identity */
+			SetUserIdAndSecContext(run->requester, SECURITY_LOCAL_USERID_CHANGE);
+			if (rt.session_locked)
+				tm_tenant_unlock_session(MyDatabaseId, name);
+			rt.session_locked = false;
+			rt.nt = NULL;
 		}
 		PG_END_TRY();
 		if (!going)

@@ -122,6 +122,7 @@ tm_schematenant_build(TmTenant *t, List *migrations, bool own_role)
 	{
 		TmStep	   *s = lfirst(lc);
 
+		s->fresh = true;		/* nobody else sees the new schema yet */
 		tm_migration_apply(t, s);
 		current = s->migration->version;
 	}

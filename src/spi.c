@@ -32,6 +32,7 @@
 #include "pgstat.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -305,6 +306,67 @@ tm_ddl(const char *sql)
 		elog(ERROR, "could not run \"%s\"", sql);
 	AtEOXact_GUC(true, save_nestlevel);
 	tm_restore(&saved);
+}
+
+/*
+ * A tenant's non-transactional migration (CREATE INDEX CONCURRENTLY and
+ * the like): one statement run top-level, outside any transaction block,
+ * as the tenant's owner in a security-restricted operation with the
+ * tenant's search_path.  The statement commits transactions of its own,
+ * after which an error would restore the identity of the last of them, so
+ * an error restores the executor's own identity and search_path first.
+ */
+void
+tm_utility_toplevel_restricted(const char *sql, const char *role,
+							   const char *search_path)
+{
+	TmIdentity	saved;
+	char	   *saved_path;
+	List	   *raw;
+	RawStmt    *rs;
+	PlannedStmt *pstmt;
+
+	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
+	saved_path = pstrdup(GetConfigOption("search_path", false, false));
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		pgstat_report_activity(STATE_RUNNING, sql);
+		debug_query_string = sql;
+		SetConfigOption("search_path", search_path, PGC_SUSET, PGC_S_SESSION);
+		SetUserIdAndSecContext(get_role_oid(role, false),
+							   saved.sec_context | SECURITY_RESTRICTED_OPERATION);
+
+		raw = pg_parse_query(sql);
+		if (list_length(raw) != 1)
+			elog(ERROR, "a non-transactional migration must be exactly one statement");
+		rs = linitial_node(RawStmt, raw);
+		pstmt = makeNode(PlannedStmt);
+		pstmt->commandType = CMD_UTILITY;
+		pstmt->canSetTag = true;
+		pstmt->utilityStmt = rs->stmt;
+		pstmt->stmt_location = rs->stmt_location;
+		pstmt->stmt_len = rs->stmt_len;
+		ProcessUtility(pstmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL,
+					   None_Receiver, NULL);
+
+		SetUserIdAndSecContext(saved.userid, saved.sec_context);
+		SetConfigOption("search_path", saved_path, PGC_SUSET, PGC_S_SESSION);
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		AbortCurrentTransaction();
+		SetUserIdAndSecContext(saved.userid, saved.sec_context);
+		SetConfigOption("search_path", saved_path, PGC_SUSET, PGC_S_SESSION);
+		debug_query_string = NULL;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	debug_query_string = NULL;
+	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /*

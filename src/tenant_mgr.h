@@ -115,6 +115,7 @@ typedef struct TmStep
 {
 	TmMigration *migration;
 	bool		up;				/* apply (true) or revert (false) */
+	bool		fresh;			/* the tenant is being built in this transaction */
 	double		ms;				/* how long the migration's SQL took */
 } TmStep;
 
@@ -379,6 +380,9 @@ extern int64 tm_ledger_label_version(const TmTenant *t);
 extern List *tm_migration_plan(const TmTenant *tenant, List *migrations,
 							   int64 target, int64 *current);
 extern void tm_migration_apply(const TmTenant *tenant, TmStep *step);
+extern bool tm_migration_nt_prepare(const TmTenant *tenant, TmStep *step);
+extern void tm_migration_nt_run(const TmTenant *tenant, TmStep *step);
+extern void tm_migration_nt_finish(const TmTenant *tenant, TmStep *step);
 extern int64 tm_version_after(List *steps, ListCell *lc, int64 target);
 
 /* in fleet.c */
@@ -507,6 +511,8 @@ extern void tm_event_log_steps(int64 run_id, const char *tenant, List *steps);
 extern int64 tm_events_prune(const char *tenant, Datum older_than);
 extern void tm_tenant_lock(const char *name);
 extern void tm_tenant_lock_in(Oid dboid, const char *name);
+extern void tm_tenant_lock_session(Oid dboid, const char *name);
+extern void tm_tenant_unlock_session(Oid dboid, const char *name);
 
 /* in spi.c */
 extern void tm_spi_connect(void);
@@ -528,6 +534,8 @@ extern void tm_user_query(const char *sql, int nargs, Oid *types,
 extern Oid	tm_catalog_owner(void);
 extern void tm_ddl(const char *sql);
 extern void tm_utility_toplevel(const char *sql, Oid role);
+extern void tm_utility_toplevel_restricted(const char *sql, const char *role,
+										   const char *search_path);
 extern void tm_sql_restricted(Oid role, const char *search_path,
 							  const char *lock_timeout, const char *sql,
 							  int nargs, Oid *types, Datum *values,

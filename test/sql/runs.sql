@@ -166,13 +166,55 @@ SELECT count(*) FILTER (WHERE status = 'applied') > 0 AS applied,
   FROM tenant_mgr.tenant_migrate();
 SELECT DISTINCT version FROM tenant_mgr.tenant;
 
+-- non-transactional migrations: one statement, run top-level by an executor
+-- and recorded only once it took effect
+SELECT tenant_mgr.migration_add(7, 'two', 'CREATE INDEX CONCURRENTLY a ON accounts (plan); VACUUM accounts',
+    transactional => false);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(7, 'unnamed', 'CREATE INDEX CONCURRENTLY ON accounts (plan)',
+    transactional => false);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(7, 'plain', 'ALTER TABLE accounts ADD COLUMN x int',
+    transactional => false);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(7, 'cic', 'CREATE INDEX CONCURRENTLY accounts_plan ON accounts (plan)');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS registered FROM tenant_mgr.migration WHERE version = 7;
+-- a unique index one tenant's data violates: that tenant fails and keeps
+-- an invalid index, the others get a valid one
+INSERT INTO tenant_t04.accounts VALUES (7, 'gold'), (8, 'gold');
+SELECT tenant_mgr.migration_add(7, 'one_gold', 'CREATE UNIQUE INDEX CONCURRENTLY one_gold ON accounts (plan) WHERE plan = ''gold''',
+    'DROP INDEX CONCURRENTLY one_gold', transactional => false);
+SELECT tenant, version, status, sqlstate FROM tenant_mgr.tenant_migrate()
+ WHERE version = 7 OR status <> 'applied' ORDER BY tenant, version;
+SELECT n.nspname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'one_gold' ORDER BY 1;
+-- a dry run cannot roll such a migration back
+SELECT tenant, status, sqlstate FROM tenant_mgr.tenant_migrate(dry_run => true);
+-- the data fixed, the next run drops the invalid index and builds it again
+DELETE FROM tenant_t04.accounts WHERE id = 8;
+SELECT tenant, version, status FROM tenant_mgr.tenant_migrate();
+SELECT count(*) FILTER (WHERE i.indisvalid) AS valid, count(*) AS indexes
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'one_gold';
+SELECT count(*) AS ledgers_with_7 FROM tenant_mgr.tenant t WHERE t.version = 7;
+-- down, top-level too; and one tenant alone goes through a run of one
+SELECT tenant, version, action, status FROM tenant_mgr.tenant_migrate('t01', target => 6);
+SELECT count(*) AS one_gold_in_t01 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relname = 'one_gold' AND n.nspname = 'tenant_t01';
+SELECT tenant, version, action, status FROM tenant_mgr.tenant_migrate('t01');
+
 -- an enum value added in one migration and used in the next: PostgreSQL
 -- refuses that in one transaction (55P04), a run commits each migration
 SELECT name FROM tenant_mgr.tenant_create('t07');
-SELECT tenant_mgr.migration_add(7, 'job_state', 'CREATE TYPE job_state AS ENUM (''queued'', ''done'');
+-- (it got migration 7 in its creating transaction, where nobody else sees
+-- its tables: without CONCURRENTLY)
+SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relname = 'one_gold' AND n.nspname = 'tenant_t07';
+SELECT tenant_mgr.migration_add(8, 'job_state', 'CREATE TYPE job_state AS ENUM (''queued'', ''done'');
     CREATE TABLE jobs (id int, state job_state NOT NULL)');
-SELECT tenant_mgr.migration_add(8, 'job_state_retry', 'ALTER TYPE job_state ADD VALUE ''retry''');
-SELECT tenant_mgr.migration_add(9, 'jobs_retry_index',
+SELECT tenant_mgr.migration_add(9, 'job_state_retry', 'ALTER TYPE job_state ADD VALUE ''retry''');
+SELECT tenant_mgr.migration_add(10, 'jobs_retry_index',
     'CREATE INDEX jobs_retry ON jobs (id) WHERE state = ''retry'';
      CREATE FUNCTION retry_count() RETURNS bigint LANGUAGE sql STABLE
        RETURN (SELECT count(*) FROM jobs WHERE state = ''retry'')');
