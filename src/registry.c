@@ -282,7 +282,7 @@ tm_check_statements(int64 version, const char *direction, const char *sql,
 				 errmsg("%s SQL of migration " INT64_FORMAT " contains %s, which cannot run inside a transaction block",
 						direction, version, CreateCommandName(stmt)),
 				 errdetail("A migration commits together with its ledger row, so it runs inside a transaction block."),
-				 errhint("tenant_mgr does not run such statements; run it outside tenant_mgr.")));
+				 errhint("Run such a statement outside tenant_mgr.")));
 	}
 	return list_length(stmts);
 }

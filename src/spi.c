@@ -320,6 +320,8 @@ void
 tm_utility_toplevel_restricted(const char *sql, const char *role,
 							   const char *search_path)
 {
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext parse_cxt;
 	TmIdentity	saved;
 	char	   *saved_path;
 	List	   *raw;
@@ -328,6 +330,25 @@ tm_utility_toplevel_restricted(const char *sql, const char *role,
 
 	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
 	saved_path = pstrdup(GetConfigOption("search_path", false, false));
+
+	/*
+	 * The statement commits transactions of its own (CREATE INDEX
+	 * CONCURRENTLY does), so its parse tree must outlive them, as
+	 * exec_simple_query's does in MessageContext.
+	 */
+	parse_cxt = AllocSetContextCreate(TopMemoryContext, "tenant_mgr top-level statement",
+									  ALLOCSET_SMALL_SIZES);
+	MemoryContextSwitchTo(parse_cxt);
+	raw = pg_parse_query(sql);
+	if (list_length(raw) != 1)
+		elog(ERROR, "a non-transactional migration must be exactly one statement");
+	rs = linitial_node(RawStmt, raw);
+	pstmt = makeNode(PlannedStmt);
+	pstmt->commandType = CMD_UTILITY;
+	pstmt->canSetTag = true;
+	pstmt->utilityStmt = rs->stmt;
+	pstmt->stmt_location = rs->stmt_location;
+	pstmt->stmt_len = rs->stmt_len;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -338,20 +359,9 @@ tm_utility_toplevel_restricted(const char *sql, const char *role,
 		SetConfigOption("search_path", search_path, PGC_SUSET, PGC_S_SESSION);
 		SetUserIdAndSecContext(get_role_oid(role, false),
 							   saved.sec_context | SECURITY_RESTRICTED_OPERATION);
-
-		raw = pg_parse_query(sql);
-		if (list_length(raw) != 1)
-			elog(ERROR, "a non-transactional migration must be exactly one statement");
-		rs = linitial_node(RawStmt, raw);
-		pstmt = makeNode(PlannedStmt);
-		pstmt->commandType = CMD_UTILITY;
-		pstmt->canSetTag = true;
-		pstmt->utilityStmt = rs->stmt;
-		pstmt->stmt_location = rs->stmt_location;
-		pstmt->stmt_len = rs->stmt_len;
+		MemoryContextSwitchTo(parse_cxt);
 		ProcessUtility(pstmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL,
 					   None_Receiver, NULL);
-
 		SetUserIdAndSecContext(saved.userid, saved.sec_context);
 		SetConfigOption("search_path", saved_path, PGC_SUSET, PGC_S_SESSION);
 		CommitTransactionCommand();
@@ -362,11 +372,15 @@ tm_utility_toplevel_restricted(const char *sql, const char *role,
 		SetUserIdAndSecContext(saved.userid, saved.sec_context);
 		SetConfigOption("search_path", saved_path, PGC_SUSET, PGC_S_SESSION);
 		debug_query_string = NULL;
+		MemoryContextSwitchTo(caller);
+		MemoryContextDelete(parse_cxt);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	debug_query_string = NULL;
 	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(parse_cxt);
 }
 
 /*

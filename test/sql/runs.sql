@@ -182,8 +182,8 @@ SELECT tenant_mgr.migration_add(7, 'cic', 'CREATE INDEX CONCURRENTLY accounts_pl
 SELECT count(*) AS registered FROM tenant_mgr.migration WHERE version = 7;
 -- a unique index one tenant's data violates: that tenant fails and keeps
 -- an invalid index, the others get a valid one
-INSERT INTO tenant_t04.accounts VALUES (7, 'gold'), (8, 'gold');
-SELECT tenant_mgr.migration_add(7, 'one_gold', 'CREATE UNIQUE INDEX CONCURRENTLY one_gold ON accounts (plan) WHERE plan = ''gold''',
+INSERT INTO tenant_t04.notes VALUES (7, 'first'), (7, 'again');
+SELECT tenant_mgr.migration_add(7, 'one_gold', 'CREATE UNIQUE INDEX CONCURRENTLY one_gold ON notes (id) WHERE id > 0',
     'DROP INDEX CONCURRENTLY one_gold', transactional => false);
 SELECT tenant, version, status, sqlstate FROM tenant_mgr.tenant_migrate()
  WHERE version = 7 OR status <> 'applied' ORDER BY tenant, version;
@@ -192,7 +192,7 @@ SELECT n.nspname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.inde
 -- a dry run cannot roll such a migration back
 SELECT tenant, status, sqlstate FROM tenant_mgr.tenant_migrate(dry_run => true);
 -- the data fixed, the next run drops the invalid index and builds it again
-DELETE FROM tenant_t04.accounts WHERE id = 8;
+DELETE FROM tenant_t04.notes WHERE body = 'again';
 SELECT tenant, version, status FROM tenant_mgr.tenant_migrate();
 SELECT count(*) FILTER (WHERE i.indisvalid) AS valid, count(*) AS indexes
   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'one_gold';
