@@ -398,3 +398,19 @@ SELECT r.id AS run_id,
 COMMENT ON VIEW tenant_mgr.progress IS
     'fleet runs going on: tenants done, failed and left, an estimate of the time left, and what each executor is doing';
 REVOKE ALL ON tenant_mgr.runs, tenant_mgr.run_tenants, tenant_mgr.progress FROM PUBLIC;
+
+/*
+ * Waiting for a run without holding a snapshot: a run's CREATE INDEX
+ * CONCURRENTLY on schema tenants waits for every older snapshot of the
+ * control database, so a run with one is started with wait => false and
+ * waited for with CALL, which commits between its looks at the run.
+ */
+CREATE PROCEDURE tenant_mgr.run_wait(
+    run_id bigint,
+    timeout interval DEFAULT NULL,
+    INOUT state text DEFAULT NULL)
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'run_wait';
+COMMENT ON PROCEDURE tenant_mgr.run_wait(bigint, interval, text) IS
+    'waits (CALL, outside a transaction block) until a fleet run is over or the timeout has passed; returns its state';
+REVOKE ALL ON PROCEDURE tenant_mgr.run_wait(bigint, interval, text) FROM PUBLIC;

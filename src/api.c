@@ -18,11 +18,13 @@
 #include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "funcapi.h"
+#include "nodes/parsenodes.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #include "tenant_mgr.h"
 
@@ -30,6 +32,7 @@ PG_FUNCTION_INFO_V1(tenant_create);
 PG_FUNCTION_INFO_V1(tenant_create_grant);
 PG_FUNCTION_INFO_V1(tenant_migrate);
 PG_FUNCTION_INFO_V1(run_cancel);
+PG_FUNCTION_INFO_V1(run_wait);
 PG_FUNCTION_INFO_V1(tenant_drop);
 PG_FUNCTION_INFO_V1(tenant_use);
 PG_FUNCTION_INFO_V1(tenant_rename);
@@ -183,6 +186,57 @@ tenant_migrate(PG_FUNCTION_ARGS)
 					 &opts, rsinfo);
 	tm_spi_finish();
 	return (Datum) 0;
+}
+
+/*
+ * CALL run_wait(run_id, timeout, INOUT state)
+ *
+ * Waits until a fleet run is over (or the timeout has passed) and returns
+ * its state.  A procedure, called outside a transaction block, so that it
+ * can wait without holding a snapshot: a run's CREATE INDEX CONCURRENTLY
+ * waits for every older snapshot of its database.
+ */
+Datum
+run_wait(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int64		timeout_ms = 0;
+	char	   *state;
+	TupleDesc	tupdesc;
+	Datum		value;
+	bool		isnull = false;
+
+	if (!fcinfo->context || !IsA(fcinfo->context, CallContext) ||
+		castNode(CallContext, fcinfo->context)->atomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("run_wait can only be called with CALL outside a transaction block"),
+				 errhint("It commits while it waits, so that the run need not wait for it.")));
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run id must not be null")));
+	if (!PG_ARGISNULL(1))
+	{
+		Interval   *iv = PG_GETARG_INTERVAL_P(1);
+
+		timeout_ms = iv->time / 1000 +
+			((int64) iv->month * DAYS_PER_MONTH + iv->day) * SECS_PER_DAY * 1000;
+		if (timeout_ms <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("timeout must be positive")));
+	}
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	state = tm_run_wait_state(PG_GETARG_INT64(0), timeout_ms, cxt);
+	tm_spi_finish();
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "run_wait must return a row");
+	value = CStringGetTextDatum(state);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
+													  &value, &isnull)));
 }
 
 /*

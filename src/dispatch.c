@@ -231,8 +231,15 @@ tm_exec_launch(TmExecRun *run)
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	strcpy(worker.bgw_library_name, "tenant_mgr");
 	strcpy(worker.bgw_function_name, "tm_executor_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "tenant_mgr executor for %s",
-			 run->task->tenant[0] ? run->task->tenant : "reconcile");
+	if (run->task->action == TM_EXEC_RUN_LEAD)
+		snprintf(worker.bgw_name, BGW_MAXLEN, "tenant_mgr leader of run " INT64_FORMAT,
+				 run->task->run_id);
+	else if (run->task->action == TM_EXEC_RUN_HELP)
+		snprintf(worker.bgw_name, BGW_MAXLEN, "tenant_mgr helper of run " INT64_FORMAT,
+				 run->task->run_id);
+	else
+		snprintf(worker.bgw_name, BGW_MAXLEN, "tenant_mgr executor for %s",
+				 run->task->tenant[0] ? run->task->tenant : "reconcile");
 	strcpy(worker.bgw_type, "tenant_mgr executor");
 	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(run->seg));
 	worker.bgw_notify_pid = MyProcPid;

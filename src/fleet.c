@@ -266,11 +266,12 @@ tm_check_registry_committed(void)
 /*
  * The options of a run as jsonb text (what tenant_mgr.run.options keeps);
  * a name in names that is no tenant is an error.  Returns how many ready
- * tenants the run would take.
+ * tenants the run would take, and whether a schema tenant among them has a
+ * non-transactional migration pending.
  */
 static char *
 tm_run_options(const TmTenant *one, TmRunOptions *opts, int64 target,
-			   int64 *tenants)
+			   int64 *tenants, bool *schema_nt)
 {
 	Oid			types[11] = {BOOLOID, INT4OID, TEXTARRAYOID, TEXTOID, JSONBOID,
 	BOOLOID, INT4OID, INT4OID, INT4OID, INT8OID, TEXTOID};
@@ -336,10 +337,19 @@ tm_run_options(const TmTenant *one, TmRunOptions *opts, int64 target,
 					"     AND ($3 IS NULL OR t.name = ANY ($3))"
 					"     AND ($4 IS NULL OR t.name LIKE $4)"
 					"     AND ($5 IS NULL OR t.metadata @> $5)),"
+					" EXISTS (SELECT 1 FROM tenant_mgr.tenant t"
+					"   JOIN tenant_mgr.migration m ON NOT m.transactional"
+					"    AND ((m.version > t.version AND m.version <= $10)"
+					"      OR (m.version <= t.version AND m.version > $10))"
+					"   WHERE t.state = 'ready' AND t.isolation = 'schema'"
+					"     AND ($3 IS NULL OR t.name = ANY ($3))"
+					"     AND ($4 IS NULL OR t.name LIKE $4)"
+					"     AND ($5 IS NULL OR t.metadata @> $5)),"
 					" $11",
 					11, types, values, nulls, SPI_OK_SELECT);
 	result = tm_get_text(0, 1);
 	*tenants = tm_get_int64(0, 2);
+	*schema_nt = tm_get_bool(0, 3);
 	return result;
 }
 
@@ -456,6 +466,7 @@ static void
 tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r)
 {
 	int64		tenants;
+	bool		schema_nt;
 	char	   *options;
 	TmExecRun  *lead;
 
@@ -464,9 +475,21 @@ tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r)
 	 * there); only the launcher of the control database resumes one after a
 	 * crash.
 	 */
-	options = tm_run_options(one, opts, r->target, &tenants);
+	options = tm_run_options(one, opts, r->target, &tenants, &schema_nt);
 	if (tenants == 0)
 		return;					/* the catalog answers: nothing to do */
+
+	/*
+	 * CREATE INDEX CONCURRENTLY waits for every transaction of its database
+	 * that holds an older snapshot: in the control database, the caller's,
+	 * were it to wait.
+	 */
+	if (schema_nt && opts->wait && !opts->dry_run)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a run with a non-transactional migration for schema tenants cannot be waited for in a transaction"),
+				 errdetail("CREATE INDEX CONCURRENTLY and the like wait until every transaction of the database that began before them has ended, this one included."),
+				 errhint("Start it with wait => false, then wait with CALL tenant_mgr.run_wait(run_id), outside a transaction block.")));
 	tm_check_registry_committed();
 
 	r->run_id = tm_run_id();
@@ -511,6 +534,43 @@ tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r)
 					 errcontext("migrating tenant \"%s\" in run " INT64_FORMAT,
 								one->name, r->run_id)));
 		}
+	}
+}
+
+/*
+ * run_wait: waits until a run is over or timeout_ms (0: no limit) has
+ * passed, and returns its state, allocated in result_cxt.  For a procedure
+ * with a non-atomic SPI connection: each look at the run is a transaction
+ * of its own, committed before the wait, so that this session holds no
+ * snapshot that the run's non-transactional migrations would wait for.
+ */
+char *
+tm_run_wait_state(int64 run_id, int64 timeout_ms, MemoryContext result_cxt)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		values[1] = {Int64GetDatum(run_id)};
+		char	   *state;
+
+		tm_catalog_exec("SELECT state FROM tenant_mgr.run WHERE id = $1",
+						1, types, values, NULL, SPI_OK_SELECT);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("run " INT64_FORMAT " does not exist", run_id)));
+		state = MemoryContextStrdup(result_cxt, tm_get_text(0, 1));
+		if ((strcmp(state, "running") != 0 && strcmp(state, "stopping") != 0) ||
+			(timeout_ms > 0 &&
+			 TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout_ms)))
+			return state;
+		SPI_commit();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 	}
 }
 

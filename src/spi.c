@@ -30,6 +30,7 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
@@ -322,6 +323,7 @@ tm_utility_toplevel_restricted(const char *sql, const char *role,
 {
 	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext parse_cxt;
+	volatile Snapshot snapshot = NULL;
 	TmIdentity	saved;
 	char	   *saved_path;
 	List	   *raw;
@@ -360,8 +362,20 @@ tm_utility_toplevel_restricted(const char *sql, const char *role,
 		SetUserIdAndSecContext(get_role_oid(role, false),
 							   saved.sec_context | SECURITY_RESTRICTED_OPERATION);
 		MemoryContextSwitchTo(parse_cxt);
+
+		/*
+		 * As for a statement a client sends: a snapshot when the statement
+		 * needs one, which CONCURRENTLY pops from under us before it commits.
+		 */
+		if (PlannedStmtRequiresSnapshot(pstmt))
+		{
+			PushActiveSnapshot(GetTransactionSnapshot());
+			snapshot = GetActiveSnapshot();
+		}
 		ProcessUtility(pstmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL,
 					   None_Receiver, NULL);
+		if (snapshot && ActiveSnapshotSet() && GetActiveSnapshot() == snapshot)
+			PopActiveSnapshot();
 		SetUserIdAndSecContext(saved.userid, saved.sec_context);
 		SetConfigOption("search_path", saved_path, PGC_SUSET, PGC_S_SESSION);
 		CommitTransactionCommand();

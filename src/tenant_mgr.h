@@ -401,6 +401,8 @@ typedef struct TmRunOptions
 extern void tm_fleet_migrate(const char *name, TmRunOptions *opts,
 							 ReturnSetInfo *rsinfo);
 extern bool tm_run_cancel(int64 run_id);
+extern char *tm_run_wait_state(int64 run_id, int64 timeout_ms,
+							   MemoryContext result_cxt);
 
 /* in run.c */
 extern void tm_run_lead(TmExecTask *task);

@@ -182,26 +182,51 @@ SELECT tenant_mgr.migration_add(7, 'cic', 'CREATE INDEX CONCURRENTLY accounts_pl
 SELECT count(*) AS registered FROM tenant_mgr.migration WHERE version = 7;
 -- a unique index one tenant's data violates: that tenant fails and keeps
 -- an invalid index, the others get a valid one
+SELECT count(*) AS runs_before FROM tenant_mgr.run \gset
 INSERT INTO tenant_t04.notes VALUES (7, 'first'), (7, 'again');
 SELECT tenant_mgr.migration_add(7, 'one_gold', 'CREATE UNIQUE INDEX CONCURRENTLY one_gold ON notes (id) WHERE id > 0',
     'DROP INDEX CONCURRENTLY one_gold', transactional => false);
-SELECT tenant, version, status, sqlstate FROM tenant_mgr.tenant_migrate()
- WHERE version = 7 OR status <> 'applied' ORDER BY tenant, version;
+-- such a run on schema tenants cannot be waited for in a transaction: the
+-- index build waits for every older transaction of the database
+SELECT * FROM tenant_mgr.tenant_migrate();
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) - :runs_before AS new_runs FROM tenant_mgr.run;
+-- started without waiting, and waited for with CALL, which holds no snapshot
+SELECT run_id AS run FROM tenant_mgr.tenant_migrate(wait => false) \gset
+CALL tenant_mgr.run_wait(:run);
+SELECT tenant, status, from_version, to_version, sqlstate FROM tenant_mgr.run_tenants
+ WHERE run_id = :run ORDER BY tenant;
+SELECT tenant, version, status, sqlstate FROM tenant_mgr.history
+ WHERE run_id = :run AND (status <> 'ok' OR tenant = 't01') ORDER BY tenant;
 SELECT n.nspname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'one_gold' ORDER BY 1;
 -- a dry run cannot roll such a migration back
 SELECT tenant, status, sqlstate FROM tenant_mgr.tenant_migrate(dry_run => true);
 -- the data fixed, the next run drops the invalid index and builds it again
 DELETE FROM tenant_t04.notes WHERE body = 'again';
-SELECT tenant, version, status FROM tenant_mgr.tenant_migrate();
+SELECT run_id AS run FROM tenant_mgr.tenant_migrate(wait => false) \gset
+CALL tenant_mgr.run_wait(:run, '5 minutes');
+SELECT tenant, status, from_version, to_version FROM tenant_mgr.run_tenants WHERE run_id = :run;
 SELECT count(*) FILTER (WHERE i.indisvalid) AS valid, count(*) AS indexes
   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'one_gold';
 SELECT count(*) AS ledgers_with_7 FROM tenant_mgr.tenant t WHERE t.version = 7;
--- down, top-level too; and one tenant alone goes through a run of one
-SELECT tenant, version, action, status FROM tenant_mgr.tenant_migrate('t01', target => 6);
+-- down, top-level too: one tenant alone, as a run of one
+SELECT run_id AS run FROM tenant_mgr.tenant_migrate('t01', target => 6, wait => false) \gset
+CALL tenant_mgr.run_wait(:run);
+SELECT tenant, version, action, status FROM tenant_mgr.history WHERE run_id = :run;
 SELECT count(*) AS one_gold_in_t01 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relname = 'one_gold' AND n.nspname = 'tenant_t01';
-SELECT tenant, version, action, status FROM tenant_mgr.tenant_migrate('t01');
+SELECT run_id AS run FROM tenant_mgr.tenant_migrate('t01', wait => false) \gset
+CALL tenant_mgr.run_wait(:run);
+SELECT name, version FROM tenant_mgr.tenants WHERE name = 't01';
+-- run_wait is a procedure that commits: not in a transaction block, not for
+-- unknown runs
+BEGIN;
+CALL tenant_mgr.run_wait(:run);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+CALL tenant_mgr.run_wait(424242);
+\echo :LAST_ERROR_SQLSTATE
 
 -- an enum value added in one migration and used in the next: PostgreSQL
 -- refuses that in one transaction (55P04), a run commits each migration
