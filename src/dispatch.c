@@ -400,6 +400,7 @@ tm_exec_error(TmExecTask *task)
 	edata->message = pstrdup(tm_task_text(task, task->message));
 	edata->detail = task->detail ? pstrdup(tm_task_text(task, task->detail)) : NULL;
 	edata->hint = task->hint ? pstrdup(tm_task_text(task, task->hint)) : NULL;
+	edata->context = task->context ? pstrdup(tm_task_text(task, task->context)) : NULL;
 	return edata;
 }
 

@@ -269,7 +269,8 @@ tm_exec_migrate(TmExecTask *task)
 			in_effect = tm_migration_nt_prepare(t, s);
 			tm_xact_commit();
 			if (!in_effect)
-				tm_migration_nt_run(t, s);
+				tm_migration_nt_run(t, s, task->lock_timeout_ms,
+									task->statement_timeout_ms);
 			tm_xact_begin();
 			tm_migration_nt_finish(t, s);
 			tm_xact_commit();

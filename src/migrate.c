@@ -30,16 +30,23 @@
 #include "tcop/dest.h"
 #include "tcop/utility.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
 #include "portability/instr_time.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timeout.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
 #include "tenant_mgr.h"
 
 /* What the error context of a running migration says. */
+static void tm_statement_timeout_arm(void);
+static void tm_statement_timeout_disarm(void);
+
 typedef struct TmApplyContext
 {
 	const TmTenant *tenant;
@@ -76,11 +83,31 @@ tm_run_in_tenant(const TmTenant *tenant, const TmStep *step, const char *sql)
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
+	tm_statement_timeout_arm();
 	tm_sql_restricted(get_role_oid(tenant->owner, false),
 					  tm_search_path(tenant->schema), NULL, sql, 0, NULL, NULL,
 					  false);
+	tm_statement_timeout_disarm();
 
 	error_context_stack = errcb.previous;
+}
+
+/*
+ * statement_timeout is armed per statement by the client protocol, which
+ * executors do not go through: they arm it for each migration themselves.
+ */
+static void
+tm_statement_timeout_arm(void)
+{
+	if (IsBackgroundWorker && StatementTimeout > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+}
+
+static void
+tm_statement_timeout_disarm(void)
+{
+	if (IsBackgroundWorker && get_timeout_active(STATEMENT_TIMEOUT))
+		disable_timeout(STATEMENT_TIMEOUT, false);
 }
 
 static TmMigration *
@@ -435,12 +462,18 @@ tm_migration_nt_prepare(const TmTenant *tenant, TmStep *step)
 
 /*
  * Runs a non-transactional step top-level, outside any transaction, as the
- * tenant's owner in a security-restricted operation (spi.c), and records
- * the time it took.
+ * tenant's owner in a security-restricted operation (spi.c), under the
+ * given timeouts (0: those of the session), and records the time it took.
+ * A lock wait that times out leaves an invalid index, which the next
+ * attempt drops (tm_migration_nt_prepare).
  */
 void
-tm_migration_nt_run(const TmTenant *tenant, TmStep *step)
+tm_migration_nt_run(const TmTenant *tenant, TmStep *step, int lock_timeout_ms,
+					int statement_timeout_ms)
 {
+	char	   *saved_lock = pstrdup(GetConfigOption("lock_timeout", false, false));
+	char	   *saved_statement = pstrdup(GetConfigOption("statement_timeout", false, false));
+	char		buf[32];
 	TmMigration *m = step->migration;
 	TmApplyContext ac = {tenant, step};
 	ErrorContextCallback errcb;
@@ -452,8 +485,29 @@ tm_migration_nt_run(const TmTenant *tenant, TmStep *step)
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 	INSTR_TIME_SET_CURRENT(start);
-	tm_utility_toplevel_restricted(step->up ? m->up_sql : m->down_sql,
-								   tenant->owner, tm_search_path(tenant->schema));
+	if (lock_timeout_ms > 0)
+	{
+		snprintf(buf, sizeof(buf), "%d", lock_timeout_ms);
+		SetConfigOption("lock_timeout", buf, PGC_SUSET, PGC_S_SESSION);
+	}
+	if (statement_timeout_ms > 0)
+	{
+		snprintf(buf, sizeof(buf), "%d", statement_timeout_ms);
+		SetConfigOption("statement_timeout", buf, PGC_SUSET, PGC_S_SESSION);
+	}
+	PG_TRY();
+	{
+		tm_statement_timeout_arm();
+		tm_utility_toplevel_restricted(step->up ? m->up_sql : m->down_sql,
+									   tenant->owner, tm_search_path(tenant->schema));
+	}
+	PG_FINALLY();
+	{
+		tm_statement_timeout_disarm();
+		SetConfigOption("lock_timeout", saved_lock, PGC_SUSET, PGC_S_SESSION);
+		SetConfigOption("statement_timeout", saved_statement, PGC_SUSET, PGC_S_SESSION);
+	}
+	PG_END_TRY();
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
 	step->ms = INSTR_TIME_GET_MILLISEC(duration);

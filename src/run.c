@@ -478,7 +478,7 @@ tm_run_schema_nt(TmRunTenant *rt)
 
 	tm_run_report_activity(t->name, step);
 	if (!rt->nt_in_effect)
-		tm_migration_nt_run(t, step);
+		tm_migration_nt_run(t, step, run->lock_timeout_ms, run->statement_timeout_ms);
 	tm_xact_begin();
 	tm_migration_nt_finish(t, step);
 	tm_event_log(run->id, t->name, step->up ? TM_EV_UP : TM_EV_DOWN,

@@ -381,7 +381,8 @@ extern List *tm_migration_plan(const TmTenant *tenant, List *migrations,
 							   int64 target, int64 *current);
 extern void tm_migration_apply(const TmTenant *tenant, TmStep *step);
 extern bool tm_migration_nt_prepare(const TmTenant *tenant, TmStep *step);
-extern void tm_migration_nt_run(const TmTenant *tenant, TmStep *step);
+extern void tm_migration_nt_run(const TmTenant *tenant, TmStep *step,
+								int lock_timeout_ms, int statement_timeout_ms);
 extern void tm_migration_nt_finish(const TmTenant *tenant, TmStep *step);
 extern int64 tm_version_after(List *steps, ListCell *lc, int64 target);
 

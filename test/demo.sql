@@ -256,14 +256,27 @@ SELECT (SELECT count(*) FROM tenant_acme.users) AS acme_users,
 \echo
 \echo '==> 7. A new migration (011: users.last_login_at), rolled out to every tenant'
 \echo
-\echo 'tenant_migrate() migrates schema tenants in this session and database tenants'
-\echo 'in parallel executors, one connected to each database; every tenant gets a row.'
+\echo 'tenant_migrate() starts a fleet run: background executors migrate every tenant,'
+\echo 'each migration of each tenant in a transaction of its own (schema tenants shared'
+\echo 'among executors, database tenants one executor each); every step gets a row.'
 \set m011 `cat :'fixtures'/011_new.sql`
 \echo 'Its up SQL is test/fixtures/011_new.sql, read into psql variable m011:'
 SELECT tenant_mgr.migration_add(11, 'new', :'m011',
     'DROP INDEX users_last_login_idx; ALTER TABLE users DROP COLUMN last_login_at');
 SELECT name, version, latest, pending FROM tenant_mgr.tenants;
 SELECT * FROM tenant_mgr.tenant_migrate();
+\echo 'The run is recorded: who, the target, and each tenant''s outcome.'
+SELECT id, state, requested_by, target, tenants, done, failed, skipped, not_done
+  FROM tenant_mgr.runs ORDER BY id DESC LIMIT 1;
+SELECT tenant, isolation, status, from_version, to_version, attempts
+  FROM tenant_mgr.run_tenants
+ WHERE run_id = (SELECT max(id) FROM tenant_mgr.runs) ORDER BY tenant;
+SELECT pg_temp.expect(state = 'done' AND failed = 0 AND not_done = 0, 'the run is done, nothing failed')
+  FROM tenant_mgr.runs ORDER BY id DESC LIMIT 1;
+\echo 'Another session sees a run going on in tenant_mgr.progress; with nothing to do,'
+\echo 'tenant_migrate() answers from the catalog and starts nothing:'
+SELECT count(*) AS steps FROM tenant_mgr.tenant_migrate();
+SELECT count(*) AS runs_going_on FROM tenant_mgr.progress;
 SELECT version, name, reversible, applied_to, pending_on
   FROM tenant_mgr.migrations;
 SELECT pg_temp.expect(bool_and(version = 11), 'every tenant is at version 11')
