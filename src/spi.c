@@ -472,6 +472,41 @@ tm_try(void (*fn) (void *), void *arg)
 }
 
 /*
+ * Runs fn(arg), read-only work whose results go to memory outside it, in
+ * a subtransaction that is always rolled back: the locks it took go with
+ * it, so that reading the ledgers of 10,000 tenants in one transaction
+ * (verify()) holds none of them at the end.  Returns the error, if any.
+ */
+ErrorData *
+tm_try_discard(void (*fn) (void *), void *arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+
+	if (edata && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(edata);
+	return edata;
+}
+
+/*
  * Typed getters for column col (1-based) of row row of the last result.
  * Each checks the column's type: a mismatch is a bug in a statement here.
  */

@@ -544,6 +544,7 @@ extern void tm_sql_restricted(Oid role, const char *search_path,
 							  int nargs, Oid *types, Datum *values,
 							  bool read_only);
 extern ErrorData *tm_try(void (*fn) (void *), void *arg);
+extern ErrorData *tm_try_discard(void (*fn) (void *), void *arg);
 extern char *tm_get_text(uint64 row, int col);
 extern int64 tm_get_int64(uint64 row, int col);
 extern int32 tm_get_int32(uint64 row, int col);
