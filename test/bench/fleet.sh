@@ -330,7 +330,7 @@ read -r CLIENT_TX CLIENT_MAX_US CLIENT_FIRST_US CLIENT_LAST_US < <(
 	  if (first == "" || end < first) first = end
 	  if (end > last) last = end
 	  if (end >= s && start <= e) { n++; if ($3 > max) max = $3 } }
-	END { printf "%d %d %d %d\n", n, max, first, last }' "${LOG_FILES[@]}")
+	END { printf "%d %.0f %.0f %.0f\n", n, max, first, last }' "${LOG_FILES[@]}")
 if [ "$CLIENT_FIRST_US" -gt "$RUN_START_US" ] || [ "$CLIENT_LAST_US" -lt "$RUN_END_US" ]; then
 	echo "the pgbench client did not cover the whole run" >&2
 	cat "$WORK/pgbench.out" >&2
