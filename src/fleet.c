@@ -74,7 +74,12 @@ static void tm_report_db_run(TmTenant *t, TmExecRun *run, TmReport *r);
 static void tm_migrate_database_fleet(List *tenants, TmReport *r,
 									  bool stop_on_error);
 static void tm_migrate_all(TmReport *r, bool stop_on_error);
+static SPIPlanPtr tm_plan_target = NULL;
+static SPIPlanPtr tm_plan_behind = NULL;
+
 static void tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r);
+static int64 tm_resolve_target_fast(bool has_target, int64 target);
+static bool tm_metadata_is_object(Datum jsonb);
 
 /* True once the catalog has the run tables (version 1.1). */
 static bool
@@ -142,9 +147,7 @@ tm_fleet_migrate(const char *name, TmRunOptions *opts, ReturnSetInfo *rsinfo)
 	bool		runs = tm_runs_available();
 
 	r.rsinfo = rsinfo;
-	r.migrations = tm_migration_list();
-	r.target = tm_resolve_target(r.migrations, opts->has_target, opts->target);
-
+	r.migrations = NIL;
 	if (opts->canary < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -162,15 +165,19 @@ tm_fleet_migrate(const char *name, TmRunOptions *opts, ReturnSetInfo *rsinfo)
 				 errmsg("fleet run options need version 1.1 of tenant_mgr's catalog"),
 				 errhint("Run ALTER EXTENSION tenant_mgr UPDATE.")));
 
+	/* a fleet run needs the registered migrations only in its executors */
+	if (name == NULL && runs)
+	{
+		r.target = tm_resolve_target_fast(opts->has_target, opts->target);
+		tm_fleet_run(NULL, opts, &r);
+		return;
+	}
+	r.migrations = tm_migration_list();
+	r.target = tm_resolve_target(r.migrations, opts->has_target, opts->target);
 	if (name == NULL)
 	{
-		if (runs)
-			tm_fleet_run(NULL, opts, &r);
-		else
-		{
-			r.run_id = tm_run_id();
-			tm_migrate_all(&r, opts->stop_on_error);
-		}
+		r.run_id = tm_run_id();
+		tm_migrate_all(&r, opts->stop_on_error);
 		return;
 	}
 
@@ -353,6 +360,14 @@ tm_run_options(const TmTenant *one, TmRunOptions *opts, int64 target,
 	return result;
 }
 
+/* True if a jsonb Datum is an object (metadata selects by @> on one). */
+static bool
+tm_metadata_is_object(Datum jsonb)
+{
+	return strcmp(text_to_cstring(DatumGetTextPP(DirectFunctionCall1(jsonb_typeof, jsonb))),
+				  "object") == 0;
+}
+
 /* Puts a row with the run's id only: what wait => false returns. */
 static void
 tm_put_run_row(TmReport *r)
@@ -471,13 +486,41 @@ tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r)
 	TmExecRun  *lead;
 
 	/*
+	 * Nothing to do is answered from the catalog, by one prepared query: a
+	 * no-op run costs the same for 100 tenants as for 10,000.
+	 */
+	if (!one)
+	{
+		Oid			types[4] = {INT8OID, TEXTARRAYOID, TEXTOID, JSONBOID};
+		Datum		values[4];
+		char		nulls[4] = {' ', opts->names ? ' ' : 'n', opts->pattern ? ' ' : 'n',
+		opts->metadata ? ' ' : 'n'};
+
+		values[0] = Int64GetDatum(r->target);
+		values[1] = PointerGetDatum(opts->names);
+		values[2] = opts->pattern ? CStringGetTextDatum(opts->pattern) : (Datum) 0;
+		values[3] = opts->metadata ?
+			DirectFunctionCall1(jsonb_in, CStringGetDatum(opts->metadata)) : (Datum) 0;
+		tm_catalog_exec_kept(&tm_plan_behind, 0,
+							 "SELECT EXISTS (SELECT 1 FROM tenant_mgr.tenant t"
+							 " WHERE t.state = 'ready' AND t.version <> $1"
+							 "   AND ($2 IS NULL OR t.name = ANY ($2))"
+							 "   AND ($3 IS NULL OR t.name LIKE $3)"
+							 "   AND ($4 IS NULL OR t.metadata @> $4))",
+							 4, types, values, nulls, SPI_OK_SELECT);
+		if (!tm_get_bool(0, 1) && !opts->names && opts->canary >= 0 &&
+			(!opts->metadata || tm_metadata_is_object(values[3])))
+			return;				/* the catalog answers: nothing to do */
+	}
+
+	/*
 	 * Any database with the extension can run one (its leader connects
 	 * there); only the launcher of the control database resumes one after a
 	 * crash.
 	 */
 	options = tm_run_options(one, opts, r->target, &tenants, &schema_nt);
 	if (tenants == 0)
-		return;					/* the catalog answers: nothing to do */
+		return;					/* nothing to do */
 
 	/*
 	 * CREATE INDEX CONCURRENTLY waits for every transaction of its database
@@ -602,6 +645,36 @@ tm_run_cancel(int64 run_id)
 					" WHERE id = $1 AND state = 'running'",
 					2, types, values, NULL, SPI_OK_UPDATE);
 	return SPI_processed > 0;
+}
+
+/*
+ * The target as tm_resolve_target finds it, from one aggregate over the
+ * registry rather than the list of every migration and its SQL.
+ */
+static int64
+tm_resolve_target_fast(bool has_target, int64 target)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(target)};
+
+	if (has_target && target < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target version must not be negative")));
+	if (has_target && target == 0)
+		return 0;
+	tm_catalog_exec_kept(&tm_plan_target, 0,
+						 "SELECT coalesce(max(version), 0), coalesce(bool_or(version = $1), false)"
+						 " FROM tenant_mgr.migration",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	if (!has_target)
+		return tm_get_int64(0, 1);
+	if (!tm_get_bool(0, 2))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration " INT64_FORMAT " does not exist", target),
+				 errhint("The target is a registered version, or 0 to revert every migration.")));
+	return target;
 }
 
 /* The target: the latest version by default, else a registered one or 0. */
