@@ -1063,6 +1063,8 @@ tm_run_lead(TmExecTask *task)
 		return;
 	}
 
+	/* the run is on disk before its id is given out */
+	SetConfigOption("synchronous_commit", "on", PGC_USERSET, PGC_S_SESSION);
 	tm_xact_begin();
 	if (!task->resume)
 		tm_run_record(task);
@@ -1072,6 +1074,7 @@ tm_run_lead(TmExecTask *task)
 								 run.id),
 						0, NULL, NULL, NULL, SPI_OK_UPDATE);
 	tm_xact_commit();
+	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 	pg_write_barrier();
 	task->started = true;
 	SetLatch(&ProcGlobal->allProcs[task->driver_procno].procLatch);

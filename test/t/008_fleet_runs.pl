@@ -35,8 +35,15 @@ run_sql('CREATE EXTENSION tenant_mgr');
 run_sql(q{SELECT tenant_mgr.migration_add(1, 'jobs',
 	$$CREATE TYPE job_state AS ENUM ('queued', 'done');
 	  CREATE TABLE jobs (id int PRIMARY KEY, state job_state NOT NULL, note text)$$)});
-run_sql(q{SELECT tenant_mgr.tenant_create('s' || g) FROM generate_series(1, 3) g});
-run_sql(q{SELECT tenant_mgr.tenant_create('d' || g, 'database') FROM generate_series(1, 2) g});
+run_sql(q{SELECT tenant_mgr.tenant_create('s' || g, metadata => '{"group": "a"}')
+	FROM generate_series(1, 3) g});
+run_sql(q{SELECT tenant_mgr.tenant_create('d' || g, 'database', metadata => '{"group": "a"}')
+	FROM generate_series(1, 2) g});
+# many more, made now: creating a schema tenant replays every migration in
+# the caller's transaction, which the enum migrations below do not allow
+run_sql(q{SELECT tenant_mgr.tenant_create('m' || g, metadata => '{"group": "m"}')
+	FROM generate_series(1, 120) g});
+my $group_a = q{metadata => '{"group": "a"}'};
 
 # --- an enum value added, then used: each migration commits on its own ----
 
@@ -46,7 +53,7 @@ run_sql(q{SELECT tenant_mgr.migration_add(3, 'retry_index',
 	  CREATE FUNCTION retries() RETURNS bigint LANGUAGE sql STABLE
 	    RETURN (SELECT count(*) FROM jobs WHERE state = 'retry')$$)});
 is(run_sql(q{SELECT string_agg(tenant || ':' || version || ':' || status, ',' ORDER BY tenant, version)
-	FROM tenant_mgr.tenant_migrate()}),
+	FROM tenant_mgr.tenant_migrate(} . $group_a . ')'),
 	'd1:2:applied,d1:3:applied,d2:2:applied,d2:3:applied,s1:2:applied,s1:3:applied,'
 	  . 's2:2:applied,s2:3:applied,s3:2:applied,s3:3:applied',
 	'a fleet run applies the enum value and its use to schema and database tenants');
@@ -61,10 +68,12 @@ is(run_sql('SELECT tenant_s2.retries()'), '1', 'and in a schema tenant');
 run_sql(q{SELECT tenant_mgr.migration_add(4, 'jobs_note',
 	'CREATE INDEX CONCURRENTLY jobs_note ON jobs (note)',
 	'DROP INDEX CONCURRENTLY jobs_note', transactional => false)});
-my $run = run_sql('SELECT run_id FROM tenant_mgr.tenant_migrate(wait => false)');
+my $run = run_sql("SELECT run_id FROM tenant_mgr.tenant_migrate(wait => false, $group_a)");
 is(wait_run($run), 'done', 'a run with CREATE INDEX CONCURRENTLY is done');
 is(run_sql(q{SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-	WHERE c.relname = 'jobs_note' AND i.indisvalid}), '3', 'each schema tenant has the valid index');
+	JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relname = 'jobs_note' AND i.indisvalid AND n.nspname LIKE 'tenant_s%'}), '3',
+	'each schema tenant has the valid index');
 foreach my $d ('d1', 'd2')
 {
 	is($node->safe_psql("tenant_$d", q{SELECT i.indisvalid FROM pg_index i
@@ -73,14 +82,14 @@ foreach my $d ('d1', 'd2')
 	is($node->safe_psql("tenant_$d", 'SELECT max(version) FROM tenant_mgr_ledger'),
 		'4', "and its ledger records it");
 }
-$run = run_sql('SELECT run_id FROM tenant_mgr.tenant_migrate(target => 3, wait => false)');
+$run = run_sql("SELECT run_id FROM tenant_mgr.tenant_migrate(target => 3, wait => false, $group_a)");
 is(wait_run($run), 'done', 'the down run (DROP INDEX CONCURRENTLY) is done');
 is(run_sql(q{SELECT count(*) FROM pg_class WHERE relname = 'jobs_note'}), '0',
 	'no schema tenant has the index any more');
 is($node->safe_psql('tenant_d2', q{SELECT count(*) FROM pg_class WHERE relname = 'jobs_note'}),
 	'0', 'nor a database tenant');
-is(run_sql('SELECT string_agg(DISTINCT version::text, \',\') FROM tenant_mgr.tenant'), '3',
-	'every tenant is at 3');
+is(run_sql(q{SELECT string_agg(DISTINCT version::text, ',') FROM tenant_mgr.tenant
+	WHERE metadata @> '{"group": "a"}'}), '3', 'every tenant is at 3');
 
 # --- an executor killed during the index build ------------------------------
 
@@ -118,15 +127,18 @@ is(run_sql('SELECT count(*) FROM tenant_mgr.verify()'), '0', 'verify() is empty'
 
 # --- many schema tenants: helpers share them --------------------------------
 
-run_sql(q{SELECT tenant_mgr.tenant_create('m' || g) FROM generate_series(1, 120) g});
+# every kind of step: the enum value and its use, the concurrent index,
+# and one more
 run_sql(q{SELECT tenant_mgr.migration_add(5, 'jobs_at', 'ALTER TABLE jobs ADD COLUMN at timestamptz')});
-$run = run_sql(q{SELECT run_id FROM tenant_mgr.tenant_migrate(names => ARRAY(
-	SELECT name FROM tenant_mgr.tenant WHERE name LIKE 'm%'), wait => false)});
+$run = run_sql(q{SELECT run_id FROM tenant_mgr.tenant_migrate(metadata => '{"group": "m"}',
+	wait => false)});
 ok( $node->poll_query_until('postgres',
 		qq{SELECT count(*) > 1 FROM pg_stat_activity WHERE application_name = 'tenant_mgr run $run'}
 		  . qq{ OR (SELECT state <> 'running' FROM tenant_mgr.run WHERE id = $run)}),
 	'several executors work on the run (or it was already over)');
-is(wait_run($run), 'done', 'the run over 120 tenants is done');
+is(wait_run($run), 'done', 'the run over 120 tenants is done')
+  or diag(run_sql(qq{SELECT string_agg(tenant || ' ' || status || ' ' || coalesce(sqlstate, '') || ' '
+	|| coalesce(message, ''), E'\n') FROM tenant_mgr.run_tenant WHERE run_id = $run AND status <> 'migrated'}));
 is(run_sql(qq{SELECT count(*) FROM tenant_mgr.run_tenant WHERE run_id = $run AND status = 'migrated'}),
 	'120', 'every tenant of it migrated');
 is(run_sql(q{SELECT count(*) FROM tenant_mgr.tenant WHERE name LIKE 'm%' AND version = 5}),
