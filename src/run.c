@@ -412,6 +412,8 @@ tm_run_schema_step(TmRunTenant *rt)
 	tm_check_acts_as_owner(t);
 	tm_tenant_lock(t->name);
 	nspoid = tm_schematenant_require(t);
+	/* the tenant outlives this transaction's SPI memory, its schema too */
+	t->schema = MemoryContextStrdup(tm_result_cxt(), t->schema);
 	if (nspoid != t->object_oid)
 		tm_tenant_set_oid(t->name, nspoid);	/* a stale OID */
 	steps = tm_migration_plan(t, run->migrations, run->target, &rt->current);
