@@ -150,8 +150,15 @@ run_sql(q{SELECT tenant_mgr.tenant_create('q1', wait => false)});
 run_sql(q{SELECT tenant_mgr.tenant_create('qd1', 'database', wait => false)});
 my $queued = run_sql(q{SELECT string_agg(tenant || ':' || state, ',' ORDER BY tenant)
 	FROM tenant_mgr.job WHERE tenant IN ('q1', 'qd1')});
+# a DBA's grant on 1.0's tenant_migrate, which 1.1 replaces
+run_sql(q{GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_migrate(text, bigint, boolean) TO regress_prov});
 run_sql('ALTER EXTENSION tenant_mgr UPDATE');
 note("jobs when ALTER EXTENSION UPDATE started: $queued");
+is(run_sql(q{SELECT has_function_privilege('regress_prov',
+	'tenant_mgr.tenant_migrate(text, bigint, boolean, boolean, integer, text[], text, jsonb, boolean)',
+	'EXECUTE')}), 't', 'the EXECUTE granted on 1.0\'s tenant_migrate passes to 1.1\'s');
+is(run_sql(q{SELECT count(*) FROM pg_proc WHERE proname LIKE 'tenant_migrate%'
+	AND pronamespace = 'tenant_mgr'::regnamespace}), '1', 'and the old function is gone');
 
 # --- after the update ------------------------------------------------------------
 
