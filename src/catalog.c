@@ -571,6 +571,32 @@ tm_tenant_lock(const char *name)
 	tm_tenant_lock_in(MyDatabaseId, name);
 }
 
+/* The tag of a tenant's lock, in the lock space of database dboid. */
+static void
+tm_tenant_locktag(LOCKTAG *tag, Oid dboid, const char *name)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) name,
+										strlen(name), 0);
+
+	SET_LOCKTAG_ADVISORY(*tag, dboid, (uint32) (h >> 32), (uint32) h,
+						 TM_LOCK_FIELD4);
+}
+
+/* Takes a tenant's lock without waiting, for the transaction or session. */
+static void
+tm_tenant_lock_acquire(Oid dboid, const char *name, bool session)
+{
+	LOCKTAG		tag;
+
+	tm_tenant_locktag(&tag, dboid, name);
+	if (LockAcquire(&tag, ExclusiveLock, session, true) == LOCKACQUIRE_NOT_AVAIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("tenant \"%s\" is busy", name),
+				 errdetail("Another transaction is creating, migrating or dropping it."),
+				 errhint("Try again when that transaction has ended.")));
+}
+
 /*
  * The same lock, taken from another database: an executor migrating a
  * database tenant locks it where the control database's sessions do.
@@ -578,50 +604,24 @@ tm_tenant_lock(const char *name)
 void
 tm_tenant_lock_in(Oid dboid, const char *name)
 {
-	LOCKTAG		tag;
-	uint64		h = hash_bytes_extended((const unsigned char *) name,
-										strlen(name), 0);
-
-	SET_LOCKTAG_ADVISORY(tag, dboid, (uint32) (h >> 32), (uint32) h,
-						 TM_LOCK_FIELD4);
-	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-				 errmsg("tenant \"%s\" is busy", name),
-				 errdetail("Another transaction is creating, migrating or dropping it."),
-				 errhint("Try again when that transaction has ended.")));
+	tm_tenant_lock_acquire(dboid, name, false);
 }
 
 /*
  * The same lock held by the session, across the transactions of one
  * non-transactional migration (it runs top-level, between two of them).
- * Taken without waiting, as the transaction-scoped one.
  */
 void
 tm_tenant_lock_session(Oid dboid, const char *name)
 {
-	LOCKTAG		tag;
-	uint64		h = hash_bytes_extended((const unsigned char *) name,
-										strlen(name), 0);
-
-	SET_LOCKTAG_ADVISORY(tag, dboid, (uint32) (h >> 32), (uint32) h,
-						 TM_LOCK_FIELD4);
-	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-				 errmsg("tenant \"%s\" is busy", name),
-				 errdetail("Another transaction is creating, migrating or dropping it."),
-				 errhint("Try again when that transaction has ended.")));
+	tm_tenant_lock_acquire(dboid, name, true);
 }
 
 void
 tm_tenant_unlock_session(Oid dboid, const char *name)
 {
 	LOCKTAG		tag;
-	uint64		h = hash_bytes_extended((const unsigned char *) name,
-										strlen(name), 0);
 
-	SET_LOCKTAG_ADVISORY(tag, dboid, (uint32) (h >> 32), (uint32) h,
-						 TM_LOCK_FIELD4);
+	tm_tenant_locktag(&tag, dboid, name);
 	LockRelease(&tag, ExclusiveLock, true);
 }

@@ -205,32 +205,6 @@ tm_fleet_migrate(const char *name, TmRunOptions *opts, ReturnSetInfo *rsinfo)
 }
 
 /*
- * Runs a query on the catalog with the latest snapshot, not the caller's
- * (in REPEATABLE READ, the caller's would not show what the executors of a
- * run committed after it started), as the catalog's owner.
- */
-static void
-tm_catalog_read_latest(const char *sql, int nargs, Oid *types, Datum *values)
-{
-	TmIdentity	saved;
-	SPIPlanPtr	plan;
-	int			save_nestlevel;
-
-	tm_become(tm_catalog_owner(), 0, &saved);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	plan = SPI_prepare(sql, nargs, types);
-	if (plan == NULL ||
-		SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
-							 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the outcome of a run");
-	AtEOXact_GUC(true, save_nestlevel);
-	tm_restore(&saved);
-}
-
-/*
  * Executors read the registered migrations committed; migrations this
  * transaction registered or removed would be a different set.  A row of
  * the registry written or deleted by this transaction (or a subtransaction

@@ -178,7 +178,7 @@ tm_catalog_owner(void)
 static void
 tm_catalog_run(SPIPlanPtr *plan, int cursor_options, const char *sql,
 			   int nargs, Oid *types, Datum *values, const char *nulls,
-			   int expected)
+			   int expected, Snapshot snapshot)
 {
 	TmIdentity	saved;
 	int			save_nestlevel;
@@ -205,6 +205,16 @@ tm_catalog_run(SPIPlanPtr *plan, int cursor_options, const char *sql,
 		}
 		rc = SPI_execute_plan(*plan, values, nulls, false, 0);
 	}
+	else if (snapshot != InvalidSnapshot)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		rc = SPI_execute_snapshot(p, values, nulls, snapshot, InvalidSnapshot,
+								  true, false, 0);
+	}
 	else
 		rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 
@@ -220,7 +230,20 @@ void
 tm_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
 				const char *nulls, int expected)
 {
-	tm_catalog_run(NULL, 0, sql, nargs, types, values, nulls, expected);
+	tm_catalog_run(NULL, 0, sql, nargs, types, values, nulls, expected,
+				   InvalidSnapshot);
+}
+
+/*
+ * One catalog read with the latest snapshot, not the transaction's: what
+ * executors committed after it started (in REPEATABLE READ, the
+ * transaction's snapshot would not show it).
+ */
+void
+tm_catalog_read_latest(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	tm_catalog_run(NULL, 0, sql, nargs, types, values, NULL, SPI_OK_SELECT,
+				   GetLatestSnapshot());
 }
 
 /*
@@ -234,7 +257,7 @@ tm_catalog_exec_kept(SPIPlanPtr *plan, int cursor_options, const char *sql,
 					 int expected)
 {
 	tm_catalog_run(plan, cursor_options, sql, nargs, types, values, nulls,
-				   expected);
+				   expected, InvalidSnapshot);
 }
 
 /*
@@ -437,12 +460,12 @@ tm_utility_toplevel(const char *sql, Oid role)
 }
 
 /*
- * Runs fn(arg) in a subtransaction.  Returns NULL on success, or the error
- * (allocated in the current memory context) after rolling the
- * subtransaction back.  A query cancel is not swallowed.
+ * Runs fn(arg) in a subtransaction: released (kept) if it succeeds unless
+ * discard, rolled back otherwise; returns the error, if any, as ErrorData
+ * (a cancel is raised again).
  */
-ErrorData *
-tm_try(void (*fn) (void *), void *arg)
+static ErrorData *
+tm_try_sub(void (*fn) (void *), void *arg, bool discard)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -453,22 +476,37 @@ tm_try(void (*fn) (void *), void *arg)
 	PG_TRY();
 	{
 		fn(arg);
-		ReleaseCurrentSubTransaction();
+		if (!discard)
+			ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
+		if (!discard)
+			RollbackAndReleaseCurrentSubTransaction();
 	}
 	PG_END_TRY();
+	if (discard)
+		RollbackAndReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
 
 	if (edata && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 		ReThrowError(edata);
 	return edata;
+}
+
+/*
+ * Runs fn(arg) in a subtransaction.  Returns NULL on success, or the error
+ * (allocated in the current memory context) after rolling the
+ * subtransaction back.  A query cancel is not swallowed.
+ */
+ErrorData *
+tm_try(void (*fn) (void *), void *arg)
+{
+	return tm_try_sub(fn, arg, false);
 }
 
 /*
@@ -480,30 +518,7 @@ tm_try(void (*fn) (void *), void *arg)
 ErrorData *
 tm_try_discard(void (*fn) (void *), void *arg)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		fn(arg);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-	}
-	PG_END_TRY();
-	RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
-
-	if (edata && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-		ReThrowError(edata);
-	return edata;
+	return tm_try_sub(fn, arg, true);
 }
 
 /*

@@ -532,6 +532,8 @@ extern void tm_catalog_exec_kept(SPIPlanPtr *plan, int cursor_options,
 								 const char *sql, int nargs, Oid *types,
 								 Datum *values, const char *nulls,
 								 int expected);
+extern void tm_catalog_read_latest(const char *sql, int nargs, Oid *types,
+								   Datum *values);
 extern void tm_user_query(const char *sql, int nargs, Oid *types,
 						  Datum *values);
 extern Oid	tm_catalog_owner(void);
