@@ -64,6 +64,13 @@ tm_catalog_has_ids(void)
 	return OidIsValid(relid) && get_attnum(relid, "tenant_id") != InvalidAttrNumber;
 }
 
+/* True once the catalog has the tables of fleet runs (version 1.1). */
+bool
+tm_catalog_has_runs(void)
+{
+	return OidIsValid(get_relname_relid("run", get_namespace_oid("tenant_mgr", false)));
+}
+
 const char *
 tm_isolation_name(TmIsolation isolation)
 {

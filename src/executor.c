@@ -248,10 +248,6 @@ tm_exec_migrate(TmExecTask *task)
 			break;
 		task->failing = s->migration->version;
 		task->failing_up = s->up;
-		pgstat_report_activity(STATE_RUNNING,
-								psprintf("tenant \"%s\": %s migration " INT64_FORMAT " (%s)",
-										 t->name, s->up ? "applying" : "reverting",
-										 s->migration->version, s->migration->name));
 		if (!s->migration->transactional)
 		{
 			bool		in_effect;
@@ -282,16 +278,8 @@ tm_exec_migrate(TmExecTask *task)
 			tm_xact_begin();
 			if (OidIsValid(task->control_db))
 			{
-				char		buf[32];
-
-				snprintf(buf, sizeof(buf), "%d", task->lock_timeout_ms);
-				(void) set_config_option("lock_timeout", buf, PGC_USERSET,
-										 PGC_S_SESSION, GUC_ACTION_LOCAL,
-										 true, 0, false);
-				snprintf(buf, sizeof(buf), "%d", task->statement_timeout_ms);
-				(void) set_config_option("statement_timeout", buf, PGC_USERSET,
-										 PGC_S_SESSION, GUC_ACTION_LOCAL,
-										 true, 0, false);
+				tm_migration_timeouts(task->lock_timeout_ms,
+									  task->statement_timeout_ms);
 				tm_tenant_lock_in(task->control_db, t->name);
 				/* another session may have migrated it meanwhile */
 				if (tm_migration_plan(t, migrations, task->target, &current) == NIL ||

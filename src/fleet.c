@@ -29,19 +29,19 @@
 #include "access/htup_details.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
-#include "storage/proc.h"
-#include "utils/lsyscache.h"
-#include "utils/snapmgr.h"
-#include "catalog/namespace.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "tenant_mgr.h"
@@ -65,7 +65,6 @@ typedef struct TmMigrateState
 	TmStep	   *step;
 } TmMigrateState;
 
-static int64 tm_resolve_target(List *migrations, bool has_target, int64 target);
 static void tm_put_row(TmReport *r, const char *tenant, const TmStep *step,
 					   const char *status, const ErrorData *edata);
 static bool tm_migrate_schema_tenant(TmMigrateState *ms, bool fleet);
@@ -78,14 +77,15 @@ static SPIPlanPtr tm_plan_target = NULL;
 static SPIPlanPtr tm_plan_behind = NULL;
 
 static void tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r);
-static int64 tm_resolve_target_fast(bool has_target, int64 target);
+static int64 tm_resolve_target(bool has_target, int64 target);
 static bool tm_metadata_is_object(Datum jsonb);
 
-/* True once the catalog has the run tables (version 1.1). */
+/* True if migration m is a step from version `from` towards target. */
 static bool
-tm_runs_available(void)
+tm_is_step(const TmMigration *m, int64 from, int64 target)
 {
-	return OidIsValid(get_relname_relid("run", get_namespace_oid("tenant_mgr", false)));
+	return target >= from ? (m->version > from && m->version <= target) :
+		(m->version <= from && m->version > target);
 }
 
 /*
@@ -101,21 +101,14 @@ tm_steps_need_own_xacts(List *migrations, int64 from, int64 target)
 	int			pending = 0;
 
 	foreach(lc, migrations)
-	{
-		TmMigration *m = lfirst(lc);
-
-		if (target >= from ? (m->version > from && m->version <= target) :
-			(m->version <= from && m->version > target))
-			pending++;
-	}
+		pending += tm_is_step(lfirst(lc), from, target);
 	foreach(lc, migrations)
 	{
 		TmMigration *m = lfirst(lc);
 		const char *sql;
 		ListCell   *sc;
 
-		if (!(target >= from ? (m->version > from && m->version <= target) :
-			  (m->version <= from && m->version > target)))
+		if (!tm_is_step(m, from, target))
 			continue;
 		n++;
 		if (!m->transactional)
@@ -144,7 +137,7 @@ void
 tm_fleet_migrate(const char *name, TmRunOptions *opts, ReturnSetInfo *rsinfo)
 {
 	TmReport	r;
-	bool		runs = tm_runs_available();
+	bool		runs = tm_catalog_has_runs();
 
 	r.rsinfo = rsinfo;
 	r.migrations = NIL;
@@ -165,15 +158,14 @@ tm_fleet_migrate(const char *name, TmRunOptions *opts, ReturnSetInfo *rsinfo)
 				 errmsg("fleet run options need version 1.1 of tenant_mgr's catalog"),
 				 errhint("Run ALTER EXTENSION tenant_mgr UPDATE.")));
 
+	r.target = tm_resolve_target(opts->has_target, opts->target);
 	/* a fleet run needs the registered migrations only in its executors */
 	if (name == NULL && runs)
 	{
-		r.target = tm_resolve_target_fast(opts->has_target, opts->target);
 		tm_fleet_run(NULL, opts, &r);
 		return;
 	}
 	r.migrations = tm_migration_list();
-	r.target = tm_resolve_target(r.migrations, opts->has_target, opts->target);
 	if (name == NULL)
 	{
 		r.run_id = tm_run_id();
@@ -245,52 +237,36 @@ tm_check_registry_committed(void)
 }
 
 /*
- * The options of a run as jsonb text (what tenant_mgr.run.options keeps);
- * a name in names that is no tenant is an error.  Returns how many ready
- * tenants the run would take, and whether a schema tenant among them has a
- * non-transactional migration pending.
+ * The selection of a run, as query parameters: the target, then the names
+ * (the one tenant's, or the option's), pattern and metadata, NULL when not
+ * given.  A name in names that is no tenant, or metadata that is not an
+ * object, is an error.
  */
-static char *
-tm_run_options(const TmTenant *one, TmRunOptions *opts, int64 target,
-			   int64 *tenants, bool *schema_nt)
+static void
+tm_run_selection(const TmTenant *one, TmRunOptions *opts, int64 target,
+				 Datum *values, char *nulls)
 {
-	Oid			types[11] = {BOOLOID, INT4OID, TEXTARRAYOID, TEXTOID, JSONBOID,
-	BOOLOID, INT4OID, INT4OID, INT4OID, INT8OID, TEXTOID};
-	Datum		values[11];
-	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	char	   *result;
-
-	values[0] = BoolGetDatum(opts->stop_on_error);
-	values[1] = Int32GetDatum(opts->canary);
+	values[0] = Int64GetDatum(target);
+	nulls[0] = ' ';
+	nulls[1] = nulls[2] = nulls[3] = 'n';
 	if (one)
-		values[2] = PointerGetDatum(construct_array(&(Datum) {CStringGetTextDatum(one->name)},
-													1, TEXTOID, -1, false, TYPALIGN_INT));
-	else if (opts->names)
-		values[2] = PointerGetDatum(opts->names);
-	else
-		nulls[2] = 'n';
-	if (opts->pattern)
-		values[3] = CStringGetTextDatum(opts->pattern);
-	else
-		nulls[3] = 'n';
-	if (opts->metadata)
-		values[4] = DirectFunctionCall1(jsonb_in, CStringGetDatum(opts->metadata));
-	else
-		nulls[4] = 'n';
-	values[5] = BoolGetDatum(opts->dry_run);
-	values[6] = Int32GetDatum(tm_lock_timeout);
-	values[7] = Int32GetDatum(tm_lock_retries);
-	values[8] = Int32GetDatum(tm_statement_timeout);
-	values[9] = Int64GetDatum(target);
-	values[10] = (Datum) 0;
-	nulls[10] = 'n';
-
-	if (!one && opts->names)
 	{
-		tm_catalog_exec("SELECT n FROM unnest($3::text[]) n"
+		Datum		name = CStringGetTextDatum(one->name);
+
+		values[1] = PointerGetDatum(construct_array(&name, 1, TEXTOID, -1, false,
+													TYPALIGN_INT));
+		nulls[1] = ' ';
+	}
+	else if (opts->names)
+	{
+		Oid			types[1] = {TEXTARRAYOID};
+
+		values[1] = PointerGetDatum(opts->names);
+		nulls[1] = ' ';
+		tm_catalog_exec("SELECT n FROM unnest($1::text[]) n"
 						" WHERE n IS NULL OR NOT EXISTS"
 						" (SELECT 1 FROM tenant_mgr.tenant t WHERE t.name = n) LIMIT 1",
-						11, types, values, nulls, SPI_OK_SELECT);
+						1, types, &values[1], NULL, SPI_OK_SELECT);
 		if (SPI_processed > 0 && tm_get_text(0, 1) == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -300,38 +276,52 @@ tm_run_options(const TmTenant *one, TmRunOptions *opts, int64 target,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("tenant \"%s\" does not exist", tm_get_text(0, 1))));
 	}
-	if (opts->metadata &&
-		strcmp(text_to_cstring(DatumGetTextPP(DirectFunctionCall1(jsonb_typeof, values[4]))),
-			   "object") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("metadata must be a JSON object"),
-				 errhint("Tenants are selected whose metadata contains it (@>).")));
+	if (opts->pattern)
+	{
+		values[2] = CStringGetTextDatum(opts->pattern);
+		nulls[2] = ' ';
+	}
+	if (opts->metadata)
+	{
+		values[3] = DirectFunctionCall1(jsonb_in, CStringGetDatum(opts->metadata));
+		nulls[3] = ' ';
+		if (!tm_metadata_is_object(values[3]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("metadata must be a JSON object"),
+					 errhint("Tenants are selected whose metadata contains it (@>).")));
+	}
+}
 
+/*
+ * The options of a run as jsonb text, what tenant_mgr.run.options keeps:
+ * the selection, the switches and the lock settings of this session.
+ */
+static char *
+tm_run_options(TmRunOptions *opts, Datum *selection, char *selnulls)
+{
+	Oid			types[9] = {BOOLOID, INT4OID, TEXTARRAYOID, TEXTOID, JSONBOID,
+	BOOLOID, INT4OID, INT4OID, INT4OID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', selnulls[1], selnulls[2], selnulls[3],
+	' ', ' ', ' ', ' '};
+
+	values[0] = BoolGetDatum(opts->stop_on_error);
+	values[1] = Int32GetDatum(opts->canary);
+	values[2] = selection[1];
+	values[3] = selection[2];
+	values[4] = selection[3];
+	values[5] = BoolGetDatum(opts->dry_run);
+	values[6] = Int32GetDatum(tm_lock_timeout);
+	values[7] = Int32GetDatum(tm_lock_retries);
+	values[8] = Int32GetDatum(tm_statement_timeout);
 	tm_catalog_exec("SELECT jsonb_strip_nulls(jsonb_build_object("
 					"  'stop_on_error', $1, 'canary', nullif($2, 0),"
 					"  'names', to_jsonb($3), 'pattern', $4, 'metadata', $5,"
 					"  'dry_run', $6, 'lock_timeout', $7, 'lock_retries', $8,"
-					"  'statement_timeout', $9))::text,"
-					" (SELECT count(*) FROM tenant_mgr.tenant t"
-					"   WHERE t.state = 'ready' AND t.version <> $10"
-					"     AND ($3 IS NULL OR t.name = ANY ($3))"
-					"     AND ($4 IS NULL OR t.name LIKE $4)"
-					"     AND ($5 IS NULL OR t.metadata @> $5)),"
-					" EXISTS (SELECT 1 FROM tenant_mgr.tenant t"
-					"   JOIN tenant_mgr.migration m ON NOT m.transactional"
-					"    AND ((m.version > t.version AND m.version <= $10)"
-					"      OR (m.version <= t.version AND m.version > $10))"
-					"   WHERE t.state = 'ready' AND t.isolation = 'schema'"
-					"     AND ($3 IS NULL OR t.name = ANY ($3))"
-					"     AND ($4 IS NULL OR t.name LIKE $4)"
-					"     AND ($5 IS NULL OR t.metadata @> $5)),"
-					" $11",
-					11, types, values, nulls, SPI_OK_SELECT);
-	result = tm_get_text(0, 1);
-	*tenants = tm_get_int64(0, 2);
-	*schema_nt = tm_get_bool(0, 3);
-	return result;
+					"  'statement_timeout', $9))::text",
+					9, types, values, nulls, SPI_OK_SELECT);
+	return tm_get_text(0, 1);
 }
 
 /* True if a jsonb Datum is an object (metadata selects by @> on one). */
@@ -454,46 +444,32 @@ tm_report_run(TmReport *r, bool dry_run)
 static void
 tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r)
 {
-	int64		tenants;
-	bool		schema_nt;
-	char	   *options;
+	Oid			types[4] = {INT8OID, TEXTARRAYOID, TEXTOID, JSONBOID};
+	Datum		selection[4];
+	char		selnulls[4];
 	TmExecRun  *lead;
 
 	/*
 	 * Nothing to do is answered from the catalog, by one prepared query: a
-	 * no-op run costs the same for 100 tenants as for 10,000.
+	 * no-op run costs the same for 100 tenants as for 10,000.  The same
+	 * query tells whether a schema tenant has a non-transactional step
+	 * pending.
 	 */
-	if (!one)
-	{
-		Oid			types[4] = {INT8OID, TEXTARRAYOID, TEXTOID, JSONBOID};
-		Datum		values[4];
-		char		nulls[4] = {' ', opts->names ? ' ' : 'n', opts->pattern ? ' ' : 'n',
-		opts->metadata ? ' ' : 'n'};
-
-		values[0] = Int64GetDatum(r->target);
-		values[1] = PointerGetDatum(opts->names);
-		values[2] = opts->pattern ? CStringGetTextDatum(opts->pattern) : (Datum) 0;
-		values[3] = opts->metadata ?
-			DirectFunctionCall1(jsonb_in, CStringGetDatum(opts->metadata)) : (Datum) 0;
-		tm_catalog_exec_kept(&tm_plan_behind, 0,
-							 "SELECT EXISTS (SELECT 1 FROM tenant_mgr.tenant t"
-							 " WHERE t.state = 'ready' AND t.version <> $1"
-							 "   AND ($2 IS NULL OR t.name = ANY ($2))"
-							 "   AND ($3 IS NULL OR t.name LIKE $3)"
-							 "   AND ($4 IS NULL OR t.metadata @> $4))",
-							 4, types, values, nulls, SPI_OK_SELECT);
-		if (!tm_get_bool(0, 1) && !opts->names && opts->canary >= 0 &&
-			(!opts->metadata || tm_metadata_is_object(values[3])))
-			return;				/* the catalog answers: nothing to do */
-	}
-
-	/*
-	 * Any database with the extension can run one (its leader connects
-	 * there); only the launcher of the control database resumes one after a
-	 * crash.
-	 */
-	options = tm_run_options(one, opts, r->target, &tenants, &schema_nt);
-	if (tenants == 0)
+	tm_run_selection(one, opts, r->target, selection, selnulls);
+	tm_catalog_exec_kept(&tm_plan_behind, 0,
+						 "WITH t AS (SELECT t.version, t.isolation FROM tenant_mgr.tenant t"
+						 "  WHERE t.state = 'ready' AND t.version <> $1"
+						 "    AND ($2 IS NULL OR t.name = ANY ($2))"
+						 "    AND ($3 IS NULL OR t.name LIKE $3)"
+						 "    AND ($4 IS NULL OR t.metadata @> $4))"
+						 " SELECT EXISTS (SELECT 1 FROM t),"
+						 "  EXISTS (SELECT 1 FROM t JOIN tenant_mgr.migration m"
+						 "   ON NOT m.transactional"
+						 "  AND ((m.version > t.version AND m.version <= $1)"
+						 "    OR (m.version <= t.version AND m.version > $1))"
+						 "   WHERE t.isolation = 'schema')",
+						 4, types, selection, selnulls, SPI_OK_SELECT);
+	if (!tm_get_bool(0, 1))
 		return;					/* nothing to do */
 
 	/*
@@ -501,7 +477,7 @@ tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r)
 	 * that holds an older snapshot: in the control database, the caller's,
 	 * were it to wait.
 	 */
-	if (schema_nt && opts->wait && !opts->dry_run)
+	if (tm_get_bool(0, 2) && opts->wait && !opts->dry_run)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("a run with a non-transactional migration for schema tenants cannot be waited for in a transaction"),
@@ -509,11 +485,17 @@ tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r)
 				 errhint("Start it with wait => false, then wait with CALL tenant_mgr.run_wait(run_id), outside a transaction block.")));
 	tm_check_registry_committed();
 
+	/*
+	 * The leader connects to this database, which any database with the
+	 * extension can be; only the control database's launcher resumes a run
+	 * after a crash.
+	 */
 	r->run_id = tm_run_id();
 	lead = tm_exec_prepare(TM_EXEC_RUN_LEAD, MyDatabaseId, NULL, NIL);
 	lead->task->run_id = r->run_id;
 	lead->task->target = r->target;
-	tm_task_set_text(lead->task, &lead->task->options, options);
+	tm_task_set_text(lead->task, &lead->task->options,
+					 tm_run_options(opts, selection, selnulls));
 	if (!tm_exec_launch(lead))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
@@ -601,7 +583,7 @@ tm_run_cancel(int64 run_id)
 	Oid			types[2] = {INT8OID, NAMEOID};
 	Datum		values[2];
 
-	if (!tm_runs_available())
+	if (!tm_catalog_has_runs())
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("fleet runs need version 1.1 of tenant_mgr's catalog"),
@@ -622,11 +604,11 @@ tm_run_cancel(int64 run_id)
 }
 
 /*
- * The target as tm_resolve_target finds it, from one aggregate over the
- * registry rather than the list of every migration and its SQL.
+ * The target: the latest registered version by default, else a registered
+ * one or 0; from one aggregate over the registry, not the migrations' SQL.
  */
 static int64
-tm_resolve_target_fast(bool has_target, int64 target)
+tm_resolve_target(bool has_target, int64 target)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(target)};
@@ -644,31 +626,6 @@ tm_resolve_target_fast(bool has_target, int64 target)
 	if (!has_target)
 		return tm_get_int64(0, 1);
 	if (!tm_get_bool(0, 2))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("migration " INT64_FORMAT " does not exist", target),
-				 errhint("The target is a registered version, or 0 to revert every migration.")));
-	return target;
-}
-
-/* The target: the latest version by default, else a registered one or 0. */
-static int64
-tm_resolve_target(List *migrations, bool has_target, int64 target)
-{
-	ListCell   *lc;
-	bool		found = false;
-
-	if (!has_target)
-		return migrations ? ((TmMigration *) llast(migrations))->version : 0;
-	if (target < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("target version must not be negative")));
-	if (target == 0)
-		return 0;
-	foreach(lc, migrations)
-		found |= ((TmMigration *) lfirst(lc))->version == target;
-	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("migration " INT64_FORMAT " does not exist", target),

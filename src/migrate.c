@@ -20,26 +20,23 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
-#include "tcop/dest.h"
-#include "tcop/utility.h"
-#include "miscadmin.h"
+#include "pgstat.h"
+#include "portability/instr_time.h"
 #include "postmaster/bgworker.h"
 #include "storage/proc.h"
-#include "tcop/tcopprot.h"
-#include "portability/instr_time.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/timeout.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 
 #include "tenant_mgr.h"
 
@@ -73,23 +70,13 @@ tm_apply_error_callback(void *arg)
  * an error propagates (the enclosing (sub)transaction restores the user id).
  */
 static void
-tm_run_in_tenant(const TmTenant *tenant, const TmStep *step, const char *sql)
+tm_run_in_tenant(const TmTenant *tenant, const char *sql)
 {
-	TmApplyContext ac = {tenant, step};
-	ErrorContextCallback errcb;
-
-	errcb.callback = tm_apply_error_callback;
-	errcb.arg = &ac;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-
 	tm_statement_timeout_arm();
 	tm_sql_restricted(get_role_oid(tenant->owner, false),
 					  tm_search_path(tenant->schema), NULL, sql, 0, NULL, NULL,
 					  false);
 	tm_statement_timeout_disarm();
-
-	error_context_stack = errcb.previous;
 }
 
 /*
@@ -346,13 +333,7 @@ tm_index_is_valid(Oid indexoid)
 static void
 tm_run_fresh(const TmTenant *tenant, const TmStep *step)
 {
-	const char *sql = step->up ? step->migration->up_sql : step->migration->down_sql;
 	Node	   *stmt = tm_nt_statement(step);
-	PlannedStmt *pstmt;
-	TmIdentity	saved;
-	int			save_nestlevel;
-	TmApplyContext ac = {tenant, step};
-	ErrorContextCallback errcb;
 
 	if (IsA(stmt, VacuumStmt))
 		return;
@@ -371,30 +352,9 @@ tm_run_fresh(const TmTenant *tenant, const TmStep *step)
 				rs->params = foreach_delete_current(rs->params, lc);
 		}
 	}
-
-	errcb.callback = tm_apply_error_callback;
-	errcb.arg = &ac;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-
-	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
-	SetUserIdAndSecContext(get_role_oid(tenant->owner, false),
-						   saved.sec_context | SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", tm_search_path(tenant->schema),
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	pstmt = makeNode(PlannedStmt);
-	pstmt->commandType = CMD_UTILITY;
-	pstmt->utilityStmt = stmt;
-	pstmt->stmt_location = -1;
-	ProcessUtility(pstmt, sql, false, PROCESS_UTILITY_QUERY, NULL, NULL,
-				   None_Receiver, NULL);
-	CommandCounterIncrement();
-	AtEOXact_GUC(true, save_nestlevel);
-	SetUserIdAndSecContext(saved.userid, saved.sec_context);
-
-	error_context_stack = errcb.previous;
+	tm_utility_restricted(stmt, step->up ? step->migration->up_sql : step->migration->down_sql,
+						  get_role_oid(tenant->owner, false),
+						  tm_search_path(tenant->schema));
 }
 
 /*
@@ -407,21 +367,37 @@ void
 tm_migration_apply(const TmTenant *tenant, TmStep *step)
 {
 	TmMigration *m = step->migration;
+	TmApplyContext ac = {tenant, step};
+	ErrorContextCallback errcb;
 	instr_time	start;
 	instr_time	duration;
 
-	INSTR_TIME_SET_CURRENT(start);
-	if (m->transactional)
-		tm_run_in_tenant(tenant, step, step->up ? m->up_sql : m->down_sql);
-	else if (step->fresh)
-		tm_run_fresh(tenant, step);
-	else
+	if (!m->transactional && !step->fresh)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 				 errmsg("migration " INT64_FORMAT " (%s) is not transactional and cannot be applied to tenant \"%s\" in a transaction",
 						m->version, m->name, tenant->name),
 				 errhint("Fleet runs and tenant_migrate('%s') apply it top-level.", tenant->name)));
+
+	/* an executor shows in pg_stat_activity the migration it is on */
+	if (IsBackgroundWorker)
+		pgstat_report_activity(STATE_RUNNING,
+							   psprintf("tenant \"%s\": %s migration " INT64_FORMAT " (%s)",
+										tenant->name, step->up ? "applying" : "reverting",
+										m->version, m->name));
+
+	errcb.callback = tm_apply_error_callback;
+	errcb.arg = &ac;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	INSTR_TIME_SET_CURRENT(start);
+	if (m->transactional)
+		tm_run_in_tenant(tenant, step->up ? m->up_sql : m->down_sql);
+	else
+		tm_run_fresh(tenant, step);
 	INSTR_TIME_SET_CURRENT(duration);
+	error_context_stack = errcb.previous;
+
 	INSTR_TIME_SUBTRACT(duration, start);
 	step->ms = INSTR_TIME_GET_MILLISEC(duration);
 	tm_ledger_write(tenant, m, step->up, step->ms);

@@ -86,6 +86,14 @@ static SPIPlanPtr tm_plan_claim = NULL;
 static SPIPlanPtr tm_plan_outcome = NULL;
 static SPIPlanPtr tm_plan_going = NULL;
 
+/* The tag of a run's lock, in this database's lock space. */
+static void
+tm_run_locktag(LOCKTAG *tag, int64 run_id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (run_id >> 32),
+						 (uint32) run_id, TM_RUN_LOCK_FIELD4);
+}
+
 /*
  * Takes the run's session lock, which its leader holds as long as it lives:
  * the launcher resumes only runs whose lock is free.  False if another
@@ -96,8 +104,7 @@ tm_run_lock_try(int64 run_id)
 {
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (run_id >> 32),
-						 (uint32) run_id, TM_RUN_LOCK_FIELD4);
+	tm_run_locktag(&tag, run_id);
 	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
@@ -106,8 +113,7 @@ tm_run_unlock(int64 run_id)
 {
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (run_id >> 32),
-						 (uint32) run_id, TM_RUN_LOCK_FIELD4);
+	tm_run_locktag(&tag, run_id);
 	LockRelease(&tag, ExclusiveLock, true);
 }
 
@@ -169,8 +175,7 @@ tm_run_record(TmExecTask *task)
 					"    AND ($4->'names' IS NULL OR t.name = ANY"
 					"         (ARRAY(SELECT jsonb_array_elements_text($4->'names'))))"
 					"    AND ($4->>'pattern' IS NULL OR t.name LIKE $4->>'pattern')"
-					"    AND ($4->'metadata' IS NULL OR t.metadata @> ($4->'metadata'))"
-					"    AND $2 IS NOT NULL",
+					"    AND ($4->'metadata' IS NULL OR t.metadata @> ($4->'metadata'))",
 					4, types, values, NULL, SPI_OK_INSERT);
 }
 
@@ -344,9 +349,12 @@ tm_run_lock_missed(TmRun *run, const char *tenant, int attempts,
 	tm_xact_commit();
 }
 
-/* Sets the settings each migration of the run runs under. */
-static void
-tm_run_set_timeouts(int lock_timeout_ms, int statement_timeout_ms)
+/*
+ * Sets, for the current transaction, the settings each migration of a
+ * fleet run runs under (executors of schema and database tenants alike).
+ */
+void
+tm_migration_timeouts(int lock_timeout_ms, int statement_timeout_ms)
 {
 	char		buf[32];
 
@@ -358,18 +366,15 @@ tm_run_set_timeouts(int lock_timeout_ms, int statement_timeout_ms)
 							 GUC_ACTION_LOCAL, true, 0, false);
 }
 
-/* Says in pg_stat_activity what this executor is doing. */
+/*
+ * Says in pg_stat_activity which tenant this executor is on (migrate.c adds
+ * the migration).
+ */
 static void
-tm_run_report_activity(const char *tenant, const TmStep *step)
+tm_run_report_activity(const char *tenant)
 {
-	char	   *activity;
+	char	   *activity = psprintf("tenant \"%s\"", tenant);
 
-	if (step)
-		activity = psprintf("tenant \"%s\": %s migration " INT64_FORMAT " (%s)",
-							tenant, step->up ? "applying" : "reverting",
-							step->migration->version, step->migration->name);
-	else
-		activity = psprintf("tenant \"%s\"", tenant);
 	pgstat_report_activity(STATE_RUNNING, activity);
 	pfree(activity);
 }
@@ -404,7 +409,7 @@ tm_run_schema_step(TmRunTenant *rt)
 	Oid			nspoid;
 	ListCell   *lc;
 
-	tm_run_set_timeouts(run->lock_timeout_ms, run->statement_timeout_ms);
+	tm_migration_timeouts(run->lock_timeout_ms, run->statement_timeout_ms);
 	rt->step = NULL;
 	t = rt->tenant = tm_tenant_fetch(rt->name, false);
 	rt->current = t->version;	/* until the ledger says */
@@ -429,7 +434,6 @@ tm_run_schema_step(TmRunTenant *rt)
 						 errmsg("a dry run cannot apply non-transactional migration " INT64_FORMAT " (%s)",
 								rt->step->migration->version, rt->step->migration->name),
 						 errdetail("It runs outside a transaction, so it cannot be rolled back.")));
-			tm_run_report_activity(t->name, rt->step);
 			tm_migration_apply(t, rt->step);
 		}
 		rt->step = NULL;
@@ -450,7 +454,6 @@ tm_run_schema_step(TmRunTenant *rt)
 	if (steps != NIL)
 	{
 		rt->step = linitial(steps);
-		tm_run_report_activity(t->name, rt->step);
 		tm_migration_apply(t, rt->step);
 		tm_event_log(run->id, t->name, rt->step->up ? TM_EV_UP : TM_EV_DOWN,
 					 rt->step->migration->version, TM_EV_OK, NULL, rt->step->ms);
@@ -478,7 +481,6 @@ tm_run_schema_nt(TmRunTenant *rt)
 	TmTenant   *t = rt->tenant;
 	TmStep	   *step = rt->nt;
 
-	tm_run_report_activity(t->name, step);
 	if (!rt->nt_in_effect)
 		tm_migration_nt_run(t, step, run->lock_timeout_ms, run->statement_timeout_ms);
 	tm_xact_begin();
@@ -534,7 +536,7 @@ tm_run_schema_tenant(TmRun *run, const char *name, int attempts)
 		ErrorData  *edata = NULL;
 		volatile bool going = true;
 
-		tm_run_report_activity(name, NULL);
+		tm_run_report_activity(name);
 		tm_xact_begin();
 		PG_TRY();
 		{
@@ -1149,7 +1151,7 @@ tm_runs_resume(void)
 	uint64		i;
 
 	tm_xact_begin();
-	if (!OidIsValid(get_relname_relid("run", get_namespace_oid("tenant_mgr", false))))
+	if (!tm_catalog_has_runs())
 	{
 		tm_xact_commit();
 		return;					/* a 1.0 catalog has no runs */
@@ -1214,7 +1216,7 @@ tm_runs_prune(const char *tenant, Datum older_than)
 	Datum		values[1];
 	int64		removed;
 
-	if (!OidIsValid(get_relname_relid("run", get_namespace_oid("tenant_mgr", false))))
+	if (!tm_catalog_has_runs())
 		return 0;				/* a 1.0 catalog has no runs */
 	if (tenant)
 	{

@@ -272,6 +272,52 @@ tm_user_query(const char *sql, int nargs, Oid *types, Datum *values)
 }
 
 /*
+ * Acts as role in a security-restricted operation (as maintenance commands
+ * run table owners' code), with search_path and (unless NULL) lock_timeout
+ * set at a new GUC nesting level; returns that level for
+ * tm_restricted_leave.  An error undoes both with the (sub)transaction.
+ */
+static int
+tm_restricted_enter(Oid role, const char *search_path, const char *lock_timeout,
+					TmIdentity *saved)
+{
+	int			save_nestlevel;
+
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(role, saved->sec_context | SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", search_path,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	if (lock_timeout)
+		(void) set_config_option("lock_timeout", lock_timeout,
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	return save_nestlevel;
+}
+
+static void
+tm_restricted_leave(const TmIdentity *saved, int save_nestlevel)
+{
+	AtEOXact_GUC(true, save_nestlevel);
+	tm_restore(saved);
+}
+
+/* A utility statement wrapped as exec_simple_query would run it. */
+static PlannedStmt *
+tm_utility_pstmt(Node *stmt, int location, int len)
+{
+	PlannedStmt *pstmt = makeNode(PlannedStmt);
+
+	pstmt->commandType = CMD_UTILITY;
+	pstmt->canSetTag = true;
+	pstmt->utilityStmt = stmt;
+	pstmt->stmt_location = location;
+	pstmt->stmt_len = len;
+	return pstmt;
+}
+
+/*
  * Runs sql through SPI as role inside a security-restricted operation, with
  * search_path and (unless NULL) lock_timeout set at a new GUC nesting level,
  * so that nothing the statement sets outlives it: for anything a tenant's
@@ -287,25 +333,34 @@ tm_sql_restricted(Oid role, const char *search_path, const char *lock_timeout,
 	int			save_nestlevel;
 	int			rc;
 
-	/* restricted, as maintenance commands run table owners' code */
-	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
-	SetUserIdAndSecContext(role, saved.sec_context | SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", search_path,
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	if (lock_timeout)
-		(void) set_config_option("lock_timeout", lock_timeout,
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-								 true, 0, false);
+	save_nestlevel = tm_restricted_enter(role, search_path, lock_timeout, &saved);
 	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, read_only, 0);
 	if (rc < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
 				 errmsg("SQL could not be executed in a tenant: %s",
 						SPI_result_code_string(rc))));
-	AtEOXact_GUC(true, save_nestlevel);
-	tm_restore(&saved);
+	tm_restricted_leave(&saved, save_nestlevel);
+}
+
+/*
+ * One parsed utility statement (stmt, of the text sql), run the same way:
+ * as role, restricted, with search_path, inside the current transaction
+ * (a non-transactional migration on a tenant built in it, whose statement
+ * was made transactional).
+ */
+void
+tm_utility_restricted(Node *stmt, const char *sql, Oid role,
+					  const char *search_path)
+{
+	TmIdentity	saved;
+	int			save_nestlevel;
+
+	save_nestlevel = tm_restricted_enter(role, search_path, NULL, &saved);
+	ProcessUtility(tm_utility_pstmt(stmt, -1, 0), sql, false,
+				   PROCESS_UTILITY_QUERY, NULL, NULL, None_Receiver, NULL);
+	CommandCounterIncrement();
+	tm_restricted_leave(&saved, save_nestlevel);
 }
 
 /*
@@ -368,12 +423,7 @@ tm_utility_toplevel_restricted(const char *sql, const char *role,
 	if (list_length(raw) != 1)
 		elog(ERROR, "a non-transactional migration must be exactly one statement");
 	rs = linitial_node(RawStmt, raw);
-	pstmt = makeNode(PlannedStmt);
-	pstmt->commandType = CMD_UTILITY;
-	pstmt->canSetTag = true;
-	pstmt->utilityStmt = rs->stmt;
-	pstmt->stmt_location = rs->stmt_location;
-	pstmt->stmt_len = rs->stmt_len;
+	pstmt = tm_utility_pstmt(rs->stmt, rs->stmt_location, rs->stmt_len);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -442,14 +492,9 @@ tm_utility_toplevel(const char *sql, Oid role)
 	foreach(lc, raw)
 	{
 		RawStmt    *rs = lfirst_node(RawStmt, lc);
-		PlannedStmt *pstmt = makeNode(PlannedStmt);
 
-		pstmt->commandType = CMD_UTILITY;
-		pstmt->canSetTag = true;
-		pstmt->utilityStmt = rs->stmt;
-		pstmt->stmt_location = rs->stmt_location;
-		pstmt->stmt_len = rs->stmt_len;
-		ProcessUtility(pstmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL,
+		ProcessUtility(tm_utility_pstmt(rs->stmt, rs->stmt_location, rs->stmt_len),
+					   sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL,
 					   None_Receiver, NULL);
 	}
 

@@ -410,6 +410,7 @@ extern void tm_run_lead(TmExecTask *task);
 extern void tm_run_help(TmExecTask *task);
 extern void tm_runs_resume(void);
 extern bool tm_run_is_going(int64 run_id);
+extern void tm_migration_timeouts(int lock_timeout_ms, int statement_timeout_ms);
 extern int64 tm_runs_prune(const char *tenant, Datum older_than);
 
 
@@ -482,6 +483,7 @@ extern void tm_wake_launcher(void);
 
 /* in catalog.c */
 extern bool tm_catalog_has_ids(void);
+extern bool tm_catalog_has_runs(void);
 extern const char *tm_isolation_name(TmIsolation isolation);
 extern TmIsolation tm_isolation_parse(const char *isolation);
 extern const char *tm_state_name(TmTenantState state);
@@ -539,6 +541,8 @@ extern void tm_user_query(const char *sql, int nargs, Oid *types,
 extern Oid	tm_catalog_owner(void);
 extern void tm_ddl(const char *sql);
 extern void tm_utility_toplevel(const char *sql, Oid role);
+extern void tm_utility_restricted(Node *stmt, const char *sql, Oid role,
+								  const char *search_path);
 extern void tm_utility_toplevel_restricted(const char *sql, const char *role,
 										   const char *search_path);
 extern void tm_sql_restricted(Oid role, const char *search_path,

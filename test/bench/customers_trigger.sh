@@ -57,12 +57,7 @@ TREE=
 WORK=
 trap_exit 'bench_cleanup customers_trigger'
 
-ensure_deps
-TREE=$(stage_tree "$ROOT")
-build_install "$TREE"
-
-FIXTURES=$TREE/test/fixtures
-fixture_migrations "$FIXTURES" 10
+bench_prepare
 
 # A queued database tenant runs two executors (background workers) next to
 # the launcher.  poll_interval is only the safety net: a commit that queued

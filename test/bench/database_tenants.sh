@@ -44,14 +44,7 @@ TREE=
 WORK=
 trap_exit 'bench_cleanup database_tenants'
 
-ensure_deps
-TREE=$(stage_tree "$ROOT")
-build_install "$TREE"
-
-FIXTURES=$TREE/test/fixtures
-fixture_migrations "$FIXTURES" 10
-NEW_MIGRATION=$FIXTURES/011_new.sql
-[ -f "$NEW_MIGRATION" ] || { echo "missing $NEW_MIGRATION" >&2; exit 1; }
+bench_prepare
 
 # Every create runs two executors (background workers) next to the launcher,
 # a fleet migrate up to tenant_mgr.max_workers (4) of them.

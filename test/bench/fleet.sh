@@ -93,14 +93,7 @@ fleet_cleanup() {
 }
 trap_exit fleet_cleanup
 
-ensure_deps
-TREE=$(stage_tree "$ROOT")
-build_install "$TREE"
-
-FIXTURES=$TREE/test/fixtures
-fixture_migrations "$FIXTURES" 10
-NEW_MIGRATION=$FIXTURES/011_new.sql
-[ -f "$NEW_MIGRATION" ] || { echo "missing $NEW_MIGRATION" >&2; exit 1; }
+bench_prepare
 
 # A fleet run uses up to tenant_mgr.max_workers (4) executors, and database
 # tenants' creation two; max_locks_per_transaction stays at its default.

@@ -117,3 +117,16 @@ timed_sql() {
 	head -n -1 "$WORK/timed.out" >"$WORK/last.out"
 	[[ $ELAPSED_US =~ ^[0-9]+$ ]] || { echo "no elapsed time from psql: \"$ELAPSED_US\"" >&2; exit 1; }
 }
+
+# What every benchmark does first: installs what is missing, builds and
+# installs a staged copy of the tree (TREE, which the EXIT trap removes),
+# and sets FIXTURES, CREATE_MIGRATIONS (001..010) and NEW_MIGRATION (011).
+bench_prepare() {
+	ensure_deps
+	TREE=$(stage_tree "$ROOT")
+	build_install "$TREE"
+	FIXTURES=$TREE/test/fixtures
+	fixture_migrations "$FIXTURES" 10
+	NEW_MIGRATION=$FIXTURES/011_new.sql
+	[ -f "$NEW_MIGRATION" ] || { echo "missing $NEW_MIGRATION" >&2; exit 1; }
+}

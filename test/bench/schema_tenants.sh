@@ -34,14 +34,7 @@ TREE=
 WORK=
 trap_exit 'bench_cleanup schema_tenants'
 
-ensure_deps
-TREE=$(stage_tree "$ROOT")
-build_install "$TREE"
-
-FIXTURES=$TREE/test/fixtures
-fixture_migrations "$FIXTURES" 10
-NEW_MIGRATION=$FIXTURES/011_new.sql
-[ -f "$NEW_MIGRATION" ] || { echo "missing $NEW_MIGRATION" >&2; exit 1; }
+bench_prepare
 
 bench_cluster \
 	"shared_preload_libraries = 'tenant_mgr'" \
