@@ -23,6 +23,7 @@ OBJS = \
 	src/run.o \
 	src/queue.o \
 	src/launcher.o \
+	src/jobs.o \
 	src/dispatch.o \
 	src/executor.o \
 	src/shmem.o \

@@ -2,20 +2,21 @@
  *
  * launcher.c
  *		The launcher: one background worker connected to the control
- *		database that runs queued jobs and reconciles after failures.
+ *		database that dispatches queued jobs and reconciles after failures.
  *
  * Each iteration: remove the orphans of aborted requests (intents whose
  * transaction or job is over without a tenant to show for it), give a new
- * leader to fleet runs a crash left without one (run.c), then run the
- * oldest runnable job.  It sleeps on its latch, which backends set when they
- * commit queued work, with tenant_mgr.poll_interval as the safety net.  At
- * start it requeues jobs a crash interrupted (every step is idempotent) and
- * corrects the catalog's versions of database tenants from their ledgers.
+ * leader to fleet runs a crash left without one (run.c), then requeue jobs
+ * whose runner died and start job workers for the runnable ones (jobs.c).
+ * It sleeps on its latch, which backends set when they commit queued work
+ * and job workers set as they exit, until the next requeued job is due or
+ * tenant_mgr.poll_interval at most.  At start it corrects the catalog's
+ * versions of database tenants from their ledgers.
  *
- * An error in an iteration is logged, the job at hand is marked failed and
- * the loop goes on: one bad row never turns into a crash-restart loop.  The
- * launcher waits quietly while the extension does not exist, and starts only
- * once recovery has finished, so never on a standby.
+ * An error in an iteration is logged and the loop goes on: one bad row
+ * never turns into a crash-restart loop.  The launcher waits quietly while
+ * the extension does not exist, and starts only once recovery has
+ * finished, so never on a standby.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,23 +42,10 @@
 
 #include "tenant_mgr.h"
 
-/* The job being run, so that an error can be recorded against it. */
-static int64 tm_current_job = 0;
-
-static void tm_run_create_schema(TmJob *job, TmTenant *t);
-/* What one look at the queue found. */
-typedef enum TmQueueLook
-{
-	TM_QUEUE_EMPTY,				/* no runnable job */
-	TM_QUEUE_RAN,				/* ran one */
-	TM_QUEUE_NO_SLOT			/* its job went back for want of a worker slot */
-} TmQueueLook;
-
-static TmQueueLook tm_run_next_job(void);
-static bool tm_job_allowed(TmJob *job);
 static void tm_reconcile_intents(void);
 static bool tm_reconcile_at_start(void);
 static void tm_launcher_recover(MemoryContext loop_cxt);
+static long tm_launcher_nap_ms(TmQueueLook look);
 
 void
 tm_launcher_register_worker(void)
@@ -74,130 +62,6 @@ tm_launcher_register_worker(void)
 	strcpy(worker.bgw_name, "tenant_mgr launcher");
 	strcpy(worker.bgw_type, "tenant_mgr launcher");
 	RegisterBackgroundWorker(&worker);
-}
-
-/*
- * A queued schema tenant: built and recorded in one transaction of the
- * launcher (schematenant.c).  A busy tenant goes back to the queue for a
- * second; any other failure is the job's.
- */
-static void
-tm_run_create_schema(TmJob *job, TmTenant *t)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-
-	PG_TRY();
-	{
-		tm_xact_begin();
-		tm_schematenant_create(t, NULL, job->own_role, job, job->started);
-		tm_xact_commit();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(cxt);
-
-		if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
-			tm_job_requeue(job, 1);
-		else
-			tm_job_finish(job, edata);
-	}
-	PG_END_TRY();
-}
-
-/*
- * True if the role that queued the job still exists and may still ask for
- * it (EXECUTE on the function that queues such work); otherwise the job
- * fails, changing nothing.
- */
-static bool
-tm_job_allowed(TmJob *job)
-{
-	ErrorData	denied;
-	const char *function = job->action == TM_JOB_CREATE ? TM_FN_CREATE : TM_FN_DROP;
-	bool		allowed;
-
-	memset(&denied, 0, sizeof(denied));
-	if (!OidIsValid(job->requester))
-	{
-		denied.sqlerrcode = ERRCODE_UNDEFINED_OBJECT;
-		denied.message = psprintf("role \"%s\" that requested the job does not exist any more",
-								  job->requested_by);
-	}
-	else
-	{
-		tm_xact_begin();
-		allowed = tm_may(job->requester, function);
-		tm_xact_commit();
-		if (allowed)
-			return true;
-		denied.sqlerrcode = ERRCODE_INSUFFICIENT_PRIVILEGE;
-		denied.message = psprintf("role \"%s\" that requested the job may no longer execute %s",
-								  job->requested_by, function);
-	}
-	tm_job_finish(job, &denied);
-	return false;
-}
-
-/*
- * The tenant a queued create builds: its isolation and id as its catalog
- * row says (a database tenant if the row is gone), object and owner as the
- * job says.
- */
-static TmTenant *
-tm_job_tenant(TmJob *job)
-{
-	TmTenant   *row;
-	TmTenant   *t;
-
-	tm_xact_begin();
-	row = tm_tenant_fetch(job->tenant, true);
-	tm_xact_commit();
-	t = tm_tenant_make(job->tenant, row ? row->isolation : TM_DATABASE,
-					   job->object_name, job->owner);
-	if (row)
-		t->id = row->id;
-	t->object_oid = job->database_oid;
-	t->grantee = job->grantee;
-	return t;
-}
-
-/* Claims the oldest runnable job and runs it. */
-static TmQueueLook
-tm_run_next_job(void)
-{
-	TmJob		job;
-
-	if (!tm_job_claim(&job))
-		return TM_QUEUE_EMPTY;
-	tm_current_job = job.id;
-	pgstat_report_activity(STATE_RUNNING,
-						   psprintf("job " INT64_FORMAT ": %s of tenant \"%s\"",
-									job.id,
-									job.action == TM_JOB_CREATE ? "create" : "drop",
-									job.tenant));
-
-	/* the requester's rights are checked again now */
-	if (tm_job_allowed(&job))
-	{
-		TmTenant   *t = job.action == TM_JOB_CREATE ? tm_job_tenant(&job) : NULL;
-
-		if (job.action == TM_JOB_DROP)
-			tm_dbtenant_remove(&job);
-		else if (t->isolation == TM_SCHEMA)
-			tm_run_create_schema(&job, t);
-		else
-			tm_dbtenant_build(t, NULL, &job, job.started);
-	}
-
-	tm_current_job = 0;
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return job.requeued ? TM_QUEUE_NO_SLOT : TM_QUEUE_RAN;
 }
 
 /*
@@ -224,8 +88,7 @@ tm_reconcile_intents(void)
 }
 
 /*
- * After a (re)start: requeue jobs a crash interrupted, and take every
- * database tenant's version from its ledger.  Returns false when a worker
+ * After a (re)start: take every database tenant's version from its ledger.  Returns false when a worker
  * slot was missing for some tenant: then the next iteration does it again.
  */
 static bool
@@ -236,7 +99,6 @@ tm_reconcile_at_start(void)
 	ListCell   *lc;
 
 	tm_xact_begin();
-	tm_jobs_requeue_interrupted();
 	foreach(lc, tm_tenant_list())
 	{
 		TmTenant   *t = lfirst(lc);
@@ -269,43 +131,55 @@ tm_extension_exists(void)
 }
 
 /*
- * After an error in an iteration: logs it, cleans up (the transaction, our
- * executors and their segments) and records it against the job at hand,
- * then pauses a second so that a persistent error cannot make the loop spin.
+ * After an error in an iteration: logs it and cleans up (the transaction,
+ * our executors and their segments), then pauses a second so that a
+ * persistent error cannot make the loop spin.  (A job's errors are its
+ * runner's: jobs.c.)
  */
 static void
 tm_launcher_recover(MemoryContext loop_cxt)
 {
-	ErrorData  *edata;
-	int64		job = tm_current_job;
-
 	HOLD_INTERRUPTS();
 	MemoryContextSwitchTo(loop_cxt);
-	edata = CopyErrorData();
 	EmitErrorReport();
 	AbortOutOfAnyTransaction();
 	FlushErrorState();
 	tm_exec_release_all();
 	RESUME_INTERRUPTS();
-	tm_current_job = 0;
-
-	if (job != 0)
-	{
-		PG_TRY();
-		{
-			tm_job_fail(job, edata);
-		}
-		PG_CATCH();
-		{
-			EmitErrorReport();
-			AbortOutOfAnyTransaction();
-			FlushErrorState();
-		}
-		PG_END_TRY();
-	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 	(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000L,
 					 PG_WAIT_EXTENSION);
+}
+
+/*
+ * How long the launcher may sleep when its latch stays quiet: until the
+ * next requeued job is due, a second when a job waits for a worker slot,
+ * tenant_mgr.poll_interval at most.  Job workers set the latch as they exit.
+ */
+static long
+tm_launcher_nap_ms(TmQueueLook look)
+{
+	volatile long nap = tm_poll_interval * 1000L;
+	volatile long due = -1;
+
+	if (look == TM_QUEUE_NO_SLOT)
+		nap = Min(nap, 1000L);
+	PG_TRY();
+	{
+		if (tm_extension_exists())
+			due = tm_jobs_next_due_ms();
+	}
+	PG_CATCH();
+	{
+		/* a catalog in the middle of changing: the poll interval will do */
+		EmitErrorReport();
+		AbortOutOfAnyTransaction();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	if (due >= 0)
+		nap = Min(nap, Max(due, 10L));
+	return nap;
 }
 
 void
@@ -354,7 +228,7 @@ tm_launcher_main(Datum arg pg_attribute_unused())
 				tm_reconcile_intents();
 				tm_runs_resume();
 				tm_history_prune_due();
-				look = tm_run_next_job();
+				look = tm_jobs_dispatch();
 			}
 			else
 				started = false;
@@ -367,13 +241,10 @@ tm_launcher_main(Datum arg pg_attribute_unused())
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(loop_cxt);
 
-		/* out of slots: look again soon, but do not spin through the queue */
 		if (look != TM_QUEUE_RAN)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 look == TM_QUEUE_NO_SLOT ? Min(1000L, tm_poll_interval * 1000L) :
-							 tm_poll_interval * 1000L,
-							 PG_WAIT_EXTENSION);
+							 tm_launcher_nap_ms(look), PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 		}
 	}

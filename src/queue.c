@@ -33,6 +33,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -41,6 +42,9 @@
 #include "tenant_mgr.h"
 
 PG_FUNCTION_INFO_V1(tenant_wait);
+
+/* Advisory lock space of job locks (tm_job_locktag). */
+#define TM_JOB_LOCK_FIELD4 0x746f
 
 static const char *const tm_job_action_names[] = {"create", "drop"};
 static const char *const tm_job_state_names[] = {"queued", "running", "done", "failed"};
@@ -179,32 +183,146 @@ tm_job_cancel_create(const char *tenant)
 	return SPI_processed > 0;
 }
 
-/* After a crash: jobs that were running go back to the queue. */
-void
-tm_jobs_requeue_interrupted(void)
+/*
+ * The tag of a job's lock, in the control database's lock space.  Job 0
+ * (no job has that id) is the claim lock, which serializes claims so that
+ * each claimer sees what the one before it committed.
+ */
+static void
+tm_job_locktag(LOCKTAG *tag, int64 job_id)
 {
-	tm_catalog_exec("UPDATE tenant_mgr.job SET state = 'queued' WHERE state = 'running'",
-					0, NULL, NULL, NULL, SPI_OK_UPDATE);
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (job_id >> 32),
+						 (uint32) job_id, TM_JOB_LOCK_FIELD4);
+}
+
+/* Gives up the session lock its runner holds on a job (tm_job_claim). */
+void
+tm_job_unlock(int64 job_id)
+{
+	LOCKTAG		tag;
+
+	tm_job_locktag(&tag, job_id);
+	LockRelease(&tag, ExclusiveLock, true);
 }
 
 /*
- * Claims the oldest runnable job, at most one running per tenant, in a
- * transaction of its own (outside any).  Fills job and returns true, or
- * returns false when there is none.  The requester's role is looked up
+ * Jobs that are "running" while nobody holds their lock go back to the
+ * queue: their runner (a job worker, or the launcher) died with them.
+ * Every step of a job resumes what an earlier attempt left.  The state is
+ * read again under the lock, as the runner may just have finished.
+ */
+void
+tm_jobs_requeue_interrupted(void)
+{
+	List	   *running = NIL;
+	ListCell   *lc;
+
+	tm_xact_begin();
+	tm_catalog_exec("SELECT id FROM tenant_mgr.job WHERE state = 'running'",
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		int64		id = tm_get_int64(i, 1);
+		MemoryContext old = MemoryContextSwitchTo(tm_result_cxt());
+
+		running = lappend(running, palloc(sizeof(int64)));
+		*(int64 *) llast(running) = id;
+		MemoryContextSwitchTo(old);
+	}
+	tm_xact_commit();
+
+	foreach(lc, running)
+	{
+		int64		id = *(int64 *) lfirst(lc);
+		LOCKTAG		tag;
+		Oid			types[1] = {INT8OID};
+		Datum		values[1] = {Int64GetDatum(id)};
+
+		tm_job_locktag(&tag, id);
+		if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+			continue;			/* its runner lives */
+		tm_xact_begin();
+		tm_catalog_exec("UPDATE tenant_mgr.job SET state = 'queued'"
+						" WHERE id = $1 AND state = 'running'",
+						1, types, values, NULL, SPI_OK_UPDATE);
+		if (SPI_processed > 0)
+			ereport(LOG,
+					(errmsg("tenant_mgr job " INT64_FORMAT " was interrupted and goes back to the queue",
+							id)));
+		tm_xact_commit();
+		LockRelease(&tag, ExclusiveLock, true);
+	}
+}
+
+/*
+ * What makes a queued job j runnable now: it is due, and no job of its
+ * tenant runs or was queued before it (a tenant's jobs run in order).
+ */
+#define TM_JOB_RUNNABLE \
+	"j.state = 'queued' AND j.not_before <= now()" \
+	" AND NOT EXISTS (SELECT 1 FROM tenant_mgr.job r" \
+	"                  WHERE r.tenant = j.tenant AND r.id <> j.id" \
+	"                    AND (r.state = 'running' OR (r.state = 'queued' AND r.id < j.id)))"
+
+/* How many jobs are runnable now, counting up to limit. */
+int
+tm_jobs_runnable(int limit)
+{
+	int			n;
+
+	tm_xact_begin();
+	tm_catalog_exec(psprintf("SELECT count(*) FROM (SELECT 1 FROM tenant_mgr.job j"
+							 " WHERE " TM_JOB_RUNNABLE " LIMIT %d) s", limit),
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	n = (int) tm_get_int64(0, 1);
+	tm_xact_commit();
+	return n;
+}
+
+/*
+ * Milliseconds until the first queued job is due (0 if one is), or -1
+ * when nothing is queued.
+ */
+long
+tm_jobs_next_due_ms(void)
+{
+	long		ms = -1;
+	char	   *due;
+
+	tm_xact_begin();
+	tm_catalog_exec("SELECT ceil(greatest(extract(epoch FROM min(not_before) - now()), 0) * 1000)::bigint::text"
+					" FROM tenant_mgr.job WHERE state = 'queued'",
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	due = tm_get_text(0, 1);
+	if (due)
+		ms = strtol(due, NULL, 10);
+	tm_xact_commit();
+	return ms;
+}
+
+/*
+ * Claims the oldest runnable job in a transaction of its own (outside
+ * any), for this process: it holds the job's session lock until the job is
+ * over (tm_job_unlock), so that tm_jobs_requeue_interrupted can tell a job
+ * whose runner died.  Claims take turns (the claim lock), so that two
+ * runners never take two jobs of one tenant.  Fills job and returns true,
+ * or returns false when there is none.  The requester's role is looked up
  * now, so that its rights are those it has when the job runs.
  */
 bool
 tm_job_claim(TmJob *job)
 {
 	MemoryContext old;
+	LOCKTAG		tag;
 
 	tm_xact_begin();
+	tm_job_locktag(&tag, 0);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	/* the statement's snapshot is taken now, after the claim before ours */
 	tm_catalog_exec(psprintf("UPDATE tenant_mgr.job SET state = 'running', started_at = now(),"
 							 "       attempts = attempts + 1"
 							 " WHERE id = (SELECT j.id FROM tenant_mgr.job j"
-							 "              WHERE j.state = 'queued' AND j.not_before <= now()"
-							 "                AND NOT EXISTS (SELECT 1 FROM tenant_mgr.job r"
-							 "                                 WHERE r.tenant = j.tenant AND r.state = 'running')"
+							 "              WHERE " TM_JOB_RUNNABLE
 							 "              ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED)"
 							 " RETURNING id, tenant, action, object_name, database_oid, owner,"
 							 "           requested_by, attempts, own_role, %s",
@@ -230,6 +348,8 @@ tm_job_claim(TmJob *job)
 	MemoryContextSwitchTo(old);
 	INSTR_TIME_SET_CURRENT(job->started);
 	job->requester = get_role_oid(job->requested_by, true);
+	tm_job_locktag(&tag, job->id);
+	(void) LockAcquire(&tag, ExclusiveLock, true, false);
 	tm_xact_commit();
 	return true;
 }

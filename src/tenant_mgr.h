@@ -126,7 +126,7 @@ typedef struct TmLedgerRow
 	char	   *checksum;
 } TmLedgerRow;
 
-/* A claimed job of tenant_mgr.job (queue.c), run by the launcher. */
+/* A claimed job of tenant_mgr.job (queue.c), run by a job worker (jobs.c). */
 typedef struct TmJob
 {
 	int64		id;
@@ -431,6 +431,9 @@ extern void tm_job_queue_create(const TmTenant *t, const char *metadata,
 extern bool tm_job_cancel_create(const char *tenant);
 extern void tm_jobs_requeue_interrupted(void);
 extern bool tm_job_claim(TmJob *job);
+extern void tm_job_unlock(int64 job_id);
+extern int	tm_jobs_runnable(int limit);
+extern long tm_jobs_next_due_ms(void);
 extern void tm_job_done(const TmJob *job);
 extern void tm_job_finish(TmJob *job, ErrorData *failure);
 extern void tm_job_requeue(TmJob *job, int delay_s);
@@ -445,6 +448,19 @@ extern List *tm_intent_orphans(void);
 extern List *tm_queue_databases(void);
 extern int64 tm_jobs_prune(const char *tenant, Datum older_than);
 extern bool tm_jobs_pending(const char *tenant);
+
+/* in jobs.c */
+typedef enum TmQueueLook
+{
+	TM_QUEUE_EMPTY,				/* no runnable job */
+	TM_QUEUE_RAN,				/* ran one */
+	TM_QUEUE_NO_SLOT,			/* its job went back for want of a worker slot */
+	TM_QUEUE_WORKING			/* job workers are on the runnable jobs */
+} TmQueueLook;
+
+extern TmQueueLook tm_jobs_run_one(void);
+extern TmQueueLook tm_jobs_dispatch(void);
+extern PGDLLEXPORT void tm_jobs_worker_main(Datum arg);
 
 /* in launcher.c */
 extern void tm_launcher_register_worker(void);

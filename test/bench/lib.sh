@@ -47,6 +47,18 @@ fixture_migrations() {
 	done
 }
 
+# The raw side of creating schema tenants: the same DDL as 001..010, one
+# transaction per schema ($1$2 .. $1$3), as a careful DBA would.
+raw_create_sql() {
+	local prefix=$1 from=$2 to=$3 i
+	for ((i = from; i <= to; i++)); do
+		printf 'BEGIN;\nCREATE SCHEMA %s%d;\nSET LOCAL search_path = %s%d;\n' \
+			"$prefix" "$i" "$prefix" "$i"
+		cat "${CREATE_MIGRATIONS[@]}"
+		printf 'COMMIT;\n'
+	done
+}
+
 # Starts the benchmark cluster with the given postgresql.conf lines and sets
 # PORT and WORK.  WORK is also the working directory from then on: runuser
 # keeps the cwd, and the cluster user must be able to enter it.

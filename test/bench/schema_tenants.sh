@@ -40,17 +40,6 @@ bench_cluster \
 	"shared_preload_libraries = 'tenant_mgr'" \
 	"tenant_mgr.database = '$TM_DB'"
 
-# Raw side: the same DDL, one transaction per schema, as a careful DBA would.
-raw_create_sql() {
-	local prefix=$1 from=$2 to=$3 i
-	for ((i = from; i <= to; i++)); do
-		printf 'BEGIN;\nCREATE SCHEMA %s%d;\nSET LOCAL search_path = %s%d;\n' \
-			"$prefix" "$i" "$prefix" "$i"
-		cat "${CREATE_MIGRATIONS[@]}"
-		printf 'COMMIT;\n'
-	done
-}
-
 raw_migrate_sql() {
 	local i
 	for ((i = 1; i <= N; i++)); do
