@@ -12,6 +12,7 @@ OBJS = \
 	src/import.o \
 	src/trigger.o \
 	src/schematenant.o \
+	src/build.o \
 	src/dbtenant.o \
 	src/roles.o \
 	src/marker.o \

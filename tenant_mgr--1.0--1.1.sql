@@ -414,3 +414,16 @@ AS 'MODULE_PATHNAME', 'run_wait';
 COMMENT ON PROCEDURE tenant_mgr.run_wait(bigint, interval, text) IS
     'waits (CALL, outside a transaction block) until a fleet run is over or the timeout has passed; returns its state';
 REVOKE ALL ON PROCEDURE tenant_mgr.run_wait(bigint, interval, text) FROM PUBLIC;
+
+/*
+ * Schema tenants whose migrations cannot share one transaction (an enum
+ * value added in one and used in the next) are built by an executor, each
+ * migration committed on its own, under an intent naming the caller's
+ * transaction, and claimed by the caller.  An intent now says what kind
+ * of object it stands for.
+ */
+ALTER TABLE tenant_mgr.intent
+    ADD COLUMN isolation text NOT NULL DEFAULT 'database'
+        CHECK (isolation IN ('schema', 'database'));
+COMMENT ON TABLE tenant_mgr.intent IS
+    'a database or schema an executor is building, committed before it exists, for the transaction (xid) or job that asked';

@@ -80,7 +80,7 @@ tm_create_from_args(FunctionCallInfo fcinfo, int rest, const char *grantee)
 	}
 
 	tm_spi_connect();
-	tm_create(name, isolation, owner, metadata, wait, grantee);
+	tm_create(name, isolation, owner, metadata, wait, grantee, false);
 	result = tm_tenant_row(name);
 	tm_spi_finish();
 	return result;

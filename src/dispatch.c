@@ -237,6 +237,9 @@ tm_exec_launch(TmExecRun *run)
 	else if (run->task->action == TM_EXEC_RUN_HELP)
 		snprintf(worker.bgw_name, BGW_MAXLEN, "tenant_mgr helper of run " INT64_FORMAT,
 				 run->task->run_id);
+	else if (run->task->action == TM_EXEC_BUILD_SCHEMA)
+		snprintf(worker.bgw_name, BGW_MAXLEN, "tenant_mgr builder of %s",
+				 run->task->tenant);
 	else
 		snprintf(worker.bgw_name, BGW_MAXLEN, "tenant_mgr executor for %s",
 				 run->task->tenant[0] ? run->task->tenant : "reconcile");

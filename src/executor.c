@@ -313,6 +313,39 @@ tm_exec_migrate(TmExecTask *task)
 }
 
 /*
+ * BUILD_SCHEMA, in the control database: an intent row first, naming the
+ * caller's transaction, then the schema tenant, each migration committed
+ * on its own (build.c).  The caller claims it, or the launcher removes it.
+ */
+static void
+tm_exec_build_schema(TmExecTask *task)
+{
+	TmTenant   *t = tm_tenant_make(task->tenant, TM_SCHEMA, task->object_name,
+								   task->owner);
+	List	   *migrations = tm_task_migrations(task);
+	List	   *steps;
+	ListCell   *lc;
+
+	t->id = pstrdup(task->tenant_id);
+	tm_xact_begin();
+	task->intent = tm_intent_record(task);
+	tm_xact_commit();
+
+	steps = tm_build_schema(t, migrations, task->requester, task->own_role);
+	foreach(lc, steps)
+	{
+		TmStep	   *s = lfirst(lc);
+
+		task->steps[task->nsteps].version = s->migration->version;
+		task->steps[task->nsteps].up = s->up;
+		task->steps[task->nsteps].ms = s->ms;
+		task->nsteps++;
+	}
+	task->result_oid = t->object_oid;
+	task->version = t->version;
+}
+
+/*
  * READ_LEDGER, in a tenant database: compare the ledger with the registry,
  * once it is checked to be the table tenant_mgr made (ledger.c).
  */
@@ -410,6 +443,9 @@ tm_executor_main(Datum arg)
 			break;
 		case TM_EXEC_RUN_HELP:
 			tm_run_help(tm_task);
+			break;
+		case TM_EXEC_BUILD_SCHEMA:
+			tm_exec_build_schema(tm_task);
 			break;
 	}
 	pg_write_barrier();

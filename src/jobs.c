@@ -43,9 +43,10 @@
 static List *tm_job_workers = NIL;
 
 /*
- * A queued schema tenant: built and recorded in one transaction (see
- * schematenant.c).  A busy tenant goes back to the queue for a second; any
- * other failure is the job's.
+ * A queued schema tenant: built and recorded in one transaction, or, when
+ * its migrations need transactions of their own, built outside any
+ * (build.c) and then recorded.  A busy tenant goes back to the queue for a
+ * second; any other failure is the job's.
  */
 static void
 tm_jobs_create_schema(TmJob *job, TmTenant *t)
@@ -54,9 +55,22 @@ tm_jobs_create_schema(TmJob *job, TmTenant *t)
 
 	PG_TRY();
 	{
+		List	   *migrations;
+		List	   *steps;
+
 		tm_xact_begin();
-		tm_schematenant_create(t, NULL, job->own_role, job, job->started);
-		tm_xact_commit();
+		migrations = tm_migration_list();
+		if (tm_schematenant_create_job(t, job, migrations))
+			tm_xact_commit();
+		else
+		{
+			tm_xact_commit();
+			steps = tm_build_schema(t, migrations, job->requester, job->own_role);
+			tm_xact_begin();
+			tm_tenant_lock(t->name);
+			tm_schematenant_record_job(t, job, steps);
+			tm_xact_commit();
+		}
 	}
 	PG_CATCH();
 	{

@@ -82,7 +82,11 @@ tm_reconcile_intents(void)
 
 	foreach(lc, orphans)
 	{
-		if (!tm_dbtenant_remove_orphan(lfirst(lc)))
+		TmIntent   *intent = lfirst(lc);
+
+		if (intent->isolation == TM_SCHEMA)
+			tm_build_remove_orphan(intent);
+		else if (!tm_dbtenant_remove_orphan(intent))
 			break;				/* no slot: next iteration */
 	}
 }

@@ -446,8 +446,9 @@ tm_intent_pending(const char *object_name)
 }
 
 /*
- * Records the intent of an executor's CREATE_DATABASE task (for a job, the
- * one an earlier run of the same job left, if any) and returns its id.
+ * Records the intent of an executor's CREATE_DATABASE or BUILD_SCHEMA task
+ * (for a job, the one an earlier run of the same job left, if any) and
+ * returns its id.
  */
 int64
 tm_intent_record(const TmExecTask *task)
@@ -477,7 +478,14 @@ tm_intent_record(const TmExecTask *task)
 	values[6] = CStringGetTextDatum(task->tenant_id);
 	if (task->tenant_id[0] == '\0')
 		nulls[6] = 'n';
-	if (tm_catalog_has_ids())
+	if (tm_catalog_has_runs())
+		tm_catalog_exec(psprintf("INSERT INTO tenant_mgr.intent"
+								 " (tenant, object_name, owner, requested_by, xid, job_id, tenant_id,"
+								 "  isolation)"
+								 " VALUES ($1, $2, $3, $4, $5::xid8, $6, $7::uuid, '%s') RETURNING id",
+								 task->action == TM_EXEC_BUILD_SCHEMA ? "schema" : "database"),
+						7, types, values, nulls, SPI_OK_INSERT_RETURNING);
+	else if (tm_catalog_has_ids())
 		tm_catalog_exec("INSERT INTO tenant_mgr.intent"
 						" (tenant, object_name, owner, requested_by, xid, job_id, tenant_id)"
 						" VALUES ($1, $2, $3, $4, $5::xid8, $6, $7::uuid) RETURNING id",
@@ -547,14 +555,15 @@ tm_intent_orphans(void)
 	uint64		i;
 	MemoryContext old;
 
-	tm_catalog_exec(psprintf("SELECT i.id, i.tenant, i.object_name, i.owner, i.database_oid, %s"
+	tm_catalog_exec(psprintf("SELECT i.id, i.tenant, i.object_name, i.owner, i.database_oid, %s, %s"
 							 "  FROM tenant_mgr.intent i"
 							 "  LEFT JOIN tenant_mgr.job j ON j.id = i.job_id"
 							 " WHERE (i.xid IS NULL OR pg_catalog.pg_xact_status(i.xid) <> 'in progress')"
 							 "   AND (j.id IS NULL OR j.state NOT IN ('queued', 'running'))"
 							 " ORDER BY i.id",
 							 tm_catalog_has_ids() ? "i.tenant_id::pg_catalog.text" :
-							 "NULL::pg_catalog.text"),
+							 "NULL::pg_catalog.text",
+							 tm_catalog_has_runs() ? "i.isolation" : "'database'::pg_catalog.text"),
 					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	old = MemoryContextSwitchTo(tm_result_cxt());
 	for (i = 0; i < SPI_processed; i++)
@@ -567,6 +576,7 @@ tm_intent_orphans(void)
 		intent->owner = tm_get_text(i, 4);
 		intent->database_oid = tm_get_oid(i, 5);
 		intent->tenant_id = tm_get_text(i, 6);
+		intent->isolation = tm_isolation_parse(tm_get_text(i, 7));
 		result = lappend(result, intent);
 	}
 	MemoryContextSwitchTo(old);

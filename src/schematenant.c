@@ -5,7 +5,8 @@
  *		with the extension), built, renamed, detached, attached and dropped.
  *
  * Everything here runs in the current transaction, so a rollback leaves
- * nothing.  The DDL on roles and schemas runs as the extension's owner
+ * nothing; a tenant whose migrations need transactions of their own is
+ * built outside it (build.c) and claimed here.  The DDL on roles and schemas runs as the extension's owner
  * (spi.c: tm_ddl) for a caller allowed by EXECUTE; migrations and the
  * ledger run as the tenant's owner, restricted.  The caller holds the
  * tenant's lock, except for tm_schematenant_create, which takes it.
@@ -14,8 +15,10 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -56,42 +59,157 @@ tm_schematenant_queue(TmTenant *t, const char *metadata, bool own_role)
 	tm_job_queue_create(t, metadata, own_role);
 }
 
-/*
- * Builds schema tenant t and records it, for the caller (job NULL: a new
- * catalog row) or for a queued job (its "creating" row becomes "ready" and
- * the job "done", in the same transaction, so a crash cannot leave the one
- * without the other).  For a job the build runs as the role that queued it.
- * start is when the request began, for the history.
- */
-void
-tm_schematenant_create(TmTenant *t, const char *metadata, bool own_role,
-					   TmJob *job, instr_time start)
+/* What tm_schematenant_build_cb builds, and the steps it took. */
+typedef struct TmBuildArgs
 {
+	TmTenant   *tenant;
+	List	   *migrations;
+	bool		own_role;
 	List	   *steps;
+} TmBuildArgs;
+
+static void
+tm_schematenant_build_cb(void *arg)
+{
+	TmBuildArgs *b = arg;
+
+	b->steps = tm_schematenant_build(b->tenant, b->migrations, b->own_role);
+}
+
+/*
+ * Builds schema tenant t in the current transaction, in a subtransaction:
+ * returns true with *steps set, or false, with nothing left, when a
+ * migration needs a transaction of its own (build.c).  Any other error is
+ * raised.
+ */
+static bool
+tm_schematenant_build_here(TmTenant *t, List *migrations, bool own_role,
+						   List **steps)
+{
+	TmBuildArgs b = {t, migrations, own_role, NIL};
+	ErrorData  *edata = tm_try(tm_schematenant_build_cb, &b);
+
+	if (edata != NULL)
+	{
+		/* a 1.0 catalog has no intents for schemas: nothing to fall back on */
+		if (!tm_build_needs_own_transactions(edata->sqlerrcode) ||
+			!tm_catalog_has_runs())
+			ReThrowError(edata);
+		ereport(DEBUG1,
+				(errmsg_internal("tenant \"%s\" is built outside this transaction: %s",
+								 t->name, edata->message)));
+		return false;
+	}
+	*steps = b.steps;
+	return true;
+}
+
+/*
+ * Builds schema tenant t through an executor, each migration committed on
+ * its own (build.c), under an intent naming this transaction: if it
+ * aborts, the launcher removes the tenant.  Returns the steps taken.
+ */
+static List *
+tm_schematenant_build_outside(TmTenant *t, List *migrations, bool own_role)
+{
+	TmExecRun  *run = tm_exec_prepare(TM_EXEC_BUILD_SCHEMA, MyDatabaseId, t,
+									  migrations);
+	List	   *steps;
+
+	run->task->xid = U64FromFullTransactionId(GetTopFullTransactionId());
+	run->task->own_role = own_role;
+	tm_wake_at_abort();
+	tm_exec_run(run);
+	tm_exec_raise(run);
+	t->object_oid = run->task->result_oid;
+	t->schema = t->object_name;
+	t->version = run->task->version;
+	steps = tm_exec_steps(run->task, migrations);
+	/* claimed: this transaction's commit keeps it */
+	tm_intent_delete(run->task->intent);
+	tm_exec_release(run);
+	return steps;
+}
+
+/* After a build: the owner granted where asked, and the history. */
+static void
+tm_schematenant_built(TmTenant *t, List *steps, instr_time start)
+{
 	int64		run_id;
 
-	tm_tenant_lock(t->name);
-	if (job)
-	{
-		TmIdentity	saved;
-
-		tm_become(job->requester, 0, &saved);
-		steps = tm_schematenant_build(t, tm_migration_list(), own_role);
-		tm_restore(&saved);
-		tm_tenant_set_ready(t->name, t->object_oid, t->version);
-		tm_job_done(job);
-	}
-	else
-	{
-		steps = tm_schematenant_build(t, tm_migration_list(), own_role);
-		t->state = TM_READY;
-		tm_tenant_insert(t, metadata);
-	}
 	tm_owner_role_grant(t);
 	run_id = tm_run_id();
 	tm_event_log_steps(run_id, t->name, steps);
 	tm_event_log(run_id, t->name, TM_EV_CREATE, 0, TM_EV_OK, NULL,
 				 tm_elapsed_ms(start));
+}
+
+/*
+ * Creates schema tenant t for the caller, in its transaction: built here
+ * when every migration can share the transaction, else built outside by an
+ * executor and claimed here, or, with queue_instead (a trigger, which never
+ * starts work before its transaction commits), queued.  start is when the
+ * request began, for the history.
+ */
+void
+tm_schematenant_create(TmTenant *t, const char *metadata, bool own_role,
+					   bool queue_instead, instr_time start)
+{
+	List	   *migrations = tm_migration_list();
+	List	   *steps;
+
+	tm_tenant_lock(t->name);
+	if (!tm_schematenant_build_here(t, migrations, own_role, &steps))
+	{
+		if (queue_instead)
+		{
+			ereport(NOTICE,
+					(errmsg("creation of tenant \"%s\" is queued", t->name),
+					 errdetail("Its migrations need transactions of their own, which start once this transaction commits.")));
+			tm_schematenant_queue(t, metadata, own_role);
+			return;
+		}
+		steps = tm_schematenant_build_outside(t, migrations, own_role);
+	}
+	t->state = TM_READY;
+	tm_tenant_insert(t, metadata);
+	tm_schematenant_built(t, steps, start);
+}
+
+/*
+ * For a queued create, in a transaction: builds schema tenant t as the
+ * role that queued it and records it (its "creating" row becomes "ready"
+ * and the job "done" in the same transaction, so a crash cannot leave the
+ * one without the other).  Returns false, having changed nothing, when the
+ * tenant must be built outside instead (tm_schematenant_record_job then
+ * records it): its migrations need transactions of their own, or an
+ * earlier attempt of the job began such a build.
+ */
+bool
+tm_schematenant_create_job(TmTenant *t, TmJob *job, List *migrations)
+{
+	TmIdentity	saved;
+	List	   *steps;
+	bool		built;
+
+	tm_tenant_lock(t->name);
+	if (OidIsValid(tm_schema_find(t)))
+		return false;
+	tm_become(job->requester, 0, &saved);
+	built = tm_schematenant_build_here(t, migrations, job->own_role, &steps);
+	tm_restore(&saved);
+	if (built)
+		tm_schematenant_record_job(t, job, steps);
+	return built;
+}
+
+/* Records a queued create's tenant as built, in the current transaction. */
+void
+tm_schematenant_record_job(TmTenant *t, TmJob *job, List *steps)
+{
+	tm_tenant_set_ready(t->name, t->object_oid, t->version);
+	tm_job_done(job);
+	tm_schematenant_built(t, steps, job->started);
 }
 
 /*

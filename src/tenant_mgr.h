@@ -154,6 +154,7 @@ typedef struct TmIntent
 	char	   *object_name;
 	char	   *owner;
 	Oid			database_oid;	/* InvalidOid until the executor learned it */
+	TmIsolation isolation;		/* what it stands for: a database or a schema */
 } TmIntent;
 
 /*
@@ -170,7 +171,8 @@ typedef enum TmExecAction
 	TM_EXEC_DROP_DATABASE,		/* control database: database, owner role */
 	TM_EXEC_READ_LEDGER,		/* tenant database: compare the ledger */
 	TM_EXEC_RUN_LEAD,			/* control database: lead a fleet run */
-	TM_EXEC_RUN_HELP			/* control database: schema tenants of a run */
+	TM_EXEC_RUN_HELP,			/* control database: schema tenants of a run */
+	TM_EXEC_BUILD_SCHEMA		/* control database: a schema tenant (build.c) */
 } TmExecAction;
 
 typedef enum TmExecState
@@ -212,6 +214,7 @@ typedef struct TmExecTask
 	int64		run_id;			/* fleet runs: the run */
 	bool		resume;			/* RUN_LEAD: an interrupted run goes on */
 	bool		dry_run;		/* MIGRATE: apply, report and roll back */
+	bool		own_role;		/* BUILD_SCHEMA: the owner role is the tenant's own */
 	Oid			control_db;		/* MIGRATE in a run: where tenant locks are */
 	int			lock_timeout_ms;	/* for each migration, 0: none */
 	int			statement_timeout_ms;	/* for each migration, 0: none */
@@ -232,8 +235,8 @@ typedef struct TmExecTask
 	Size		detail;
 	Size		hint;
 	Size		context;
-	Oid			result_oid;		/* CREATE_DATABASE: the new database */
-	int64		intent;			/* CREATE_DATABASE: the intent row */
+	Oid			result_oid;		/* CREATE_DATABASE, BUILD_SCHEMA: the new object */
+	int64		intent;			/* CREATE_DATABASE, BUILD_SCHEMA: the intent row */
 	int64		version;		/* ledger version at the end */
 	int64		failing;		/* MIGRATE: the migration that failed, or 0 */
 	bool		failing_up;
@@ -269,7 +272,7 @@ typedef struct TmIdentity
 /* in tenantops.c */
 extern void tm_create(const char *name, const char *isolation,
 					  const char *owner, const char *metadata, bool wait,
-					  const char *grantee);
+					  const char *grantee, bool from_trigger);
 extern bool tm_drop(const char *name, bool if_exists, bool force);
 extern void tm_rename(const char *name, const char *new_name);
 extern bool tm_detach(const char *name, bool if_exists, bool force);
@@ -284,14 +287,23 @@ extern void tm_attach(const char *name);
 extern void tm_schematenant_queue(TmTenant *t, const char *metadata,
 								  bool own_role);
 extern void tm_schematenant_create(TmTenant *t, const char *metadata,
-								   bool own_role, TmJob *job,
+								   bool own_role, bool queue_instead,
 								   instr_time start);
+extern bool tm_schematenant_create_job(TmTenant *t, TmJob *job,
+									   List *migrations);
+extern void tm_schematenant_record_job(TmTenant *t, TmJob *job, List *steps);
 extern Oid	tm_schematenant_require(TmTenant *t);
 extern void tm_schematenant_rename(TmTenant *t, const char *object,
 								   const char *new_name);
 extern void tm_schematenant_detach(TmTenant *t);
 extern void tm_schematenant_attach(TmTenant *t);
 extern void tm_schematenant_drop(TmTenant *t);
+
+/* in build.c */
+extern bool tm_build_needs_own_transactions(int sqlerrcode);
+extern List *tm_build_schema(TmTenant *t, List *migrations, Oid requester,
+							 bool own_role);
+extern void tm_build_remove_orphan(TmIntent *intent);
 
 /* in dbtenant.c */
 extern void tm_dbtenant_create(TmTenant *t, const char *metadata, bool wait);

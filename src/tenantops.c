@@ -51,11 +51,14 @@ tm_check_no_tenant(const char *name)
  * role once the tenant is built.  With wait false, the tenant is only
  * recorded as "creating" and a job queued: no per-tenant lock is taken, so a bulk INSERT through a trigger
  * stays cheap, and a concurrent creation of the same name waits for the
- * other transaction and then fails.
+ * other transaction and then fails.  from_trigger: no work may start before
+ * the transaction commits (a schema tenant that cannot be built in it is
+ * queued instead).
  */
 void
 tm_create(const char *name, const char *isolation, const char *owner,
-		  const char *metadata, bool wait, const char *grantee)
+		  const char *metadata, bool wait, const char *grantee,
+		  bool from_trigger)
 {
 	TmIsolation kind = tm_isolation_parse(isolation);
 	bool		own_role = (owner == NULL);
@@ -93,7 +96,7 @@ tm_create(const char *name, const char *isolation, const char *owner,
 	if (kind == TM_DATABASE)
 		tm_dbtenant_create(t, metadata, wait);
 	else
-		tm_schematenant_create(t, metadata, own_role, NULL, start);
+		tm_schematenant_create(t, metadata, own_role, from_trigger, start);
 }
 
 /*

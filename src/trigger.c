@@ -150,7 +150,7 @@ customers_trigger(PG_FUNCTION_ARGS)
 					 errmsg("tenant name must not be null"),
 					 errdetail("Column \"%s\" of the new row of \"%s\" is null.",
 							   cfg.column, RelationGetRelationName(rel))));
-		tm_create(name, cfg.isolation, NULL, "{}", !cfg.queued, cfg.grantee);
+		tm_create(name, cfg.isolation, NULL, "{}", !cfg.queued, cfg.grantee, true);
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
@@ -181,7 +181,7 @@ customers_trigger(PG_FUNCTION_ARGS)
 		if (old_name == NULL && new_name != NULL)
 		{
 			tm_check_may(GetUserId(), TM_FN_CREATE);
-			tm_create(new_name, cfg.isolation, NULL, "{}", !cfg.queued, cfg.grantee);
+			tm_create(new_name, cfg.isolation, NULL, "{}", !cfg.queued, cfg.grantee, true);
 		}
 		else if (old_name != NULL && strcmp(old_name, new_name) != 0)
 		{

@@ -346,9 +346,14 @@ verify(PG_FUNCTION_ARGS)
 
 	/* what aborted requests left and the launcher has not removed yet */
 	foreach(lc, tm_intent_orphans())
+	{
+		TmIntent   *intent = lfirst(lc);
+
 		tm_report(rsinfo, NULL, "orphan",
-				  psprintf("database \"%s\" of an aborted request awaits removal by the launcher",
-						   ((TmIntent *) lfirst(lc))->object_name));
+				  psprintf("%s \"%s\" of an aborted request awaits removal by the launcher",
+						   intent->isolation == TM_SCHEMA ? "schema" : "database",
+						   intent->object_name));
+	}
 
 	/*
 	 * a database with tenant_mgr's label that nothing accounts for (database
@@ -375,15 +380,21 @@ verify(PG_FUNCTION_ARGS)
 								   tm_get_text(i, 1)));
 	}
 
-	/* a ledger in a schema the catalog does not know: never adopted */
-	tm_catalog_exec("SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_class c"
-					" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-					" WHERE c.relname = '" TM_LEDGER_NAME "' AND c.relkind = 'r'"
-					"   AND n.oid NOT IN (SELECT object_oid FROM tenant_mgr.tenant"
-					"                      WHERE isolation = 'schema')"
-					"   AND n.nspname NOT IN (SELECT object_name FROM tenant_mgr.tenant"
-					"                          WHERE isolation = 'schema')"
-					" ORDER BY 1",
+	/*
+	 * a ledger in a schema the catalog does not know: never adopted (one
+	 * being built has an intent, reported above once it is an orphan)
+	 */
+	tm_catalog_exec(psprintf("SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_class c"
+							 " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+							 " WHERE c.relname = '" TM_LEDGER_NAME "' AND c.relkind = 'r'"
+							 "   AND n.oid NOT IN (SELECT object_oid FROM tenant_mgr.tenant"
+							 "                      WHERE isolation = 'schema')"
+							 "   AND n.nspname NOT IN (SELECT object_name FROM tenant_mgr.tenant"
+							 "                          WHERE isolation = 'schema')%s"
+							 " ORDER BY 1",
+							 tm_catalog_has_runs() ?
+							 "   AND n.nspname NOT IN (SELECT object_name FROM tenant_mgr.intent"
+							 "                          WHERE isolation = 'schema')" : ""),
 					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 		tm_report(rsinfo, NULL, "orphan",
