@@ -427,3 +427,47 @@ ALTER TABLE tenant_mgr.intent
         CHECK (isolation IN ('schema', 'database'));
 COMMENT ON TABLE tenant_mgr.intent IS
     'a database or schema an executor is building, committed before it exists, for the transaction (xid) or job that asked';
+
+/*
+ * The warm pool: spare schema tenants the launcher keeps built and at the
+ * latest migration (tenant_mgr.pool_schema), which tenant_create claims by
+ * renaming.  A spare is no tenant: it is in none of the tenant views, only
+ * in tenant_mgr.pool.
+ */
+CREATE SEQUENCE tenant_mgr.spare_seq;
+CREATE TABLE tenant_mgr.spare (
+    id           uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    isolation    text NOT NULL CHECK (isolation IN ('schema', 'database')),
+    object_name  name NOT NULL UNIQUE,
+    owner        name NOT NULL,
+    object_oid   oid,
+    state        text NOT NULL DEFAULT 'building'
+                 CHECK (state IN ('building', 'ready', 'failed')),
+    version      bigint NOT NULL DEFAULT 0,
+    failed_at    bigint,
+    last_error   text,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE tenant_mgr.spare IS
+    'spare tenants of the warm pool: built (or being brought up to date), ready to be claimed, or failed';
+COMMENT ON COLUMN tenant_mgr.spare.failed_at IS
+    'the latest registered version when its build failed: no spare is built again until that changes';
+SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.spare', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_mgr.spare_seq', '');
+REVOKE ALL ON tenant_mgr.spare, tenant_mgr.spare_seq FROM PUBLIC;
+
+CREATE VIEW tenant_mgr.pool AS
+SELECT s.isolation,
+       s.object_name,
+       s.state,
+       s.version,
+       l.latest,
+       s.created_at,
+       s.last_error
+  FROM tenant_mgr.spare s,
+       LATERAL (SELECT coalesce(max(m.version), 0) AS latest
+                  FROM tenant_mgr.migration m) l
+ ORDER BY s.isolation, s.created_at, s.object_name;
+COMMENT ON VIEW tenant_mgr.pool IS
+    'spare tenants of the warm pool: ready ones at the latest version are claimed by tenant_create';
+REVOKE ALL ON tenant_mgr.pool FROM PUBLIC;

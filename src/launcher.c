@@ -233,6 +233,9 @@ tm_launcher_main(Datum arg pg_attribute_unused())
 				tm_runs_resume();
 				tm_history_prune_due();
 				look = tm_jobs_dispatch();
+				/* spares only once queued work has what it needs */
+				if (look == TM_QUEUE_EMPTY && tm_pool_upkeep())
+					look = TM_QUEUE_RAN;
 			}
 			else
 				started = false;

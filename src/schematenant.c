@@ -145,10 +145,11 @@ tm_schematenant_built(TmTenant *t, List *steps, instr_time start)
 }
 
 /*
- * Creates schema tenant t for the caller, in its transaction: built here
- * when every migration can share the transaction, else built outside by an
- * executor and claimed here, or, with queue_instead (a trigger, which never
- * starts work before its transaction commits), queued.  start is when the
+ * Creates schema tenant t for the caller, in its transaction: a spare of
+ * the warm pool renamed to it (pool.c), else built here when every
+ * migration can share the transaction, else built outside by an executor
+ * and claimed here, or, with queue_instead (a trigger, which never starts
+ * work before its transaction commits), queued.  start is when the
  * request began, for the history.
  */
 void
@@ -159,7 +160,9 @@ tm_schematenant_create(TmTenant *t, const char *metadata, bool own_role,
 	List	   *steps;
 
 	tm_tenant_lock(t->name);
-	if (!tm_schematenant_build_here(t, migrations, own_role, &steps))
+	if (own_role && tm_pool_claim_schema(t, migrations, &steps))
+		;						/* a spare from the warm pool */
+	else if (!tm_schematenant_build_here(t, migrations, own_role, &steps))
 	{
 		if (queue_instead)
 		{
@@ -196,7 +199,8 @@ tm_schematenant_create_job(TmTenant *t, TmJob *job, List *migrations)
 	if (OidIsValid(tm_schema_find(t)))
 		return false;
 	tm_become(job->requester, 0, &saved);
-	built = tm_schematenant_build_here(t, migrations, job->own_role, &steps);
+	built = (job->own_role && tm_pool_claim_schema(t, migrations, &steps)) ||
+		tm_schematenant_build_here(t, migrations, job->own_role, &steps);
 	tm_restore(&saved);
 	if (built)
 		tm_schematenant_record_job(t, job, steps);

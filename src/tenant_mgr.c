@@ -30,6 +30,7 @@ char	   *tm_control_database = NULL;
 char	   *tm_prefix = NULL;
 char	   *tm_shared_schemas = NULL;
 int			tm_max_workers = 4;
+int			tm_pool_schema = 0;
 int			tm_poll_interval = 10;
 int			tm_job_timeout = 600;
 int			tm_history_retention_days = 0;
@@ -162,6 +163,15 @@ _PG_init(void)
 							"Each executor is a background worker: leave room in max_worker_processes.",
 							&tm_max_workers,
 							4, 1, 64,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_mgr.pool_schema",
+							"Number of spare schema tenants the launcher keeps built and migrated.",
+							"tenant_create claims a spare instead of building a schema tenant; 0 keeps none.",
+							&tm_pool_schema,
+							0, 0, 10000,
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);

@@ -299,6 +299,10 @@ extern void tm_schematenant_detach(TmTenant *t);
 extern void tm_schematenant_attach(TmTenant *t);
 extern void tm_schematenant_drop(TmTenant *t);
 
+/* in pool.c */
+extern bool tm_pool_claim_schema(TmTenant *t, List *migrations, List **steps);
+extern bool tm_pool_upkeep(void);
+
 /* in build.c */
 extern bool tm_build_needs_own_transactions(int sqlerrcode);
 extern List *tm_build_schema(TmTenant *t, List *migrations, Oid requester,
@@ -595,6 +599,7 @@ extern char *tm_control_database;
 extern char *tm_prefix;
 extern char *tm_shared_schemas;
 extern int	tm_max_workers;
+extern int	tm_pool_schema;
 extern int	tm_poll_interval;
 extern int	tm_job_timeout;
 extern int	tm_history_retention_days;

@@ -344,6 +344,35 @@ verify(PG_FUNCTION_ARGS)
 		}
 	}
 
+	/*
+	 * ready spares of the warm pool, checked as tenants under their object
+	 * names (the launcher rebuilds or updates the others)
+	 */
+	if (tm_catalog_has_runs() &&
+		OidIsValid(get_relname_relid("spare", get_namespace_oid("tenant_mgr", false))))
+	{
+		List	   *spares = NIL;
+
+		tm_catalog_exec("SELECT id::pg_catalog.text, object_name, object_oid, version"
+						"  FROM tenant_mgr.spare WHERE state = 'ready' ORDER BY object_name",
+						0, NULL, NULL, NULL, SPI_OK_SELECT);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(tm_result_cxt());
+			char	   *object = tm_get_text(i, 2);
+			TmTenant   *t = tm_tenant_make(object, TM_SCHEMA, object, object);
+
+			t->id = tm_get_text(i, 1);
+			t->object_oid = tm_get_oid(i, 3);
+			t->version = tm_get_int64(i, 4);
+			t->state = TM_READY;
+			spares = lappend(spares, t);
+			MemoryContextSwitchTo(old);
+		}
+		foreach(lc, spares)
+			tm_verify_schema_tenant(rsinfo, lfirst(lc), migrations);
+	}
+
 	/* what aborted requests left and the launcher has not removed yet */
 	foreach(lc, tm_intent_orphans())
 	{
@@ -394,7 +423,8 @@ verify(PG_FUNCTION_ARGS)
 							 " ORDER BY 1",
 							 tm_catalog_has_runs() ?
 							 "   AND n.nspname NOT IN (SELECT object_name FROM tenant_mgr.intent"
-							 "                          WHERE isolation = 'schema')" : ""),
+							 "                          WHERE isolation = 'schema')"
+							 "   AND n.nspname NOT IN (SELECT object_name FROM tenant_mgr.spare)" : ""),
 					0, NULL, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 		tm_report(rsinfo, NULL, "orphan",

@@ -39,8 +39,9 @@ run_sql(q{SELECT tenant_mgr.tenant_create('s' || g, metadata => '{"group": "a"}'
 	FROM generate_series(1, 3) g});
 run_sql(q{SELECT tenant_mgr.tenant_create('d' || g, 'database', metadata => '{"group": "a"}')
 	FROM generate_series(1, 2) g});
-# many more, made now: creating a schema tenant replays every migration in
-# the caller's transaction, which the enum migrations below do not allow
+# many more, made now, while every migration can share one transaction
+# (after the enum migrations below, each creation would be built migration
+# by migration by an executor: TAP 010)
 run_sql(q{SELECT tenant_mgr.tenant_create('m' || g, metadata => '{"group": "m"}')
 	FROM generate_series(1, 120) g});
 my $group_a = q{metadata => '{"group": "a"}'};
