@@ -62,7 +62,10 @@ tm_build_start(TmTenant *t, Oid requester, bool own_role)
 
 	tm_xact_begin();
 	tm_become(requester, 0, &saved);
-	nspoid = tm_schema_find(t);
+	/* an earlier attempt left it under its name, or nothing (no label scan) */
+	if (!OidIsValid(t->object_oid))
+		t->object_oid = get_namespace_oid(t->object_name, true);
+	nspoid = OidIsValid(t->object_oid) ? tm_schema_find(t) : InvalidOid;
 	if (!OidIsValid(nspoid))
 	{
 		if (OidIsValid(get_namespace_oid(t->object_name, true)))

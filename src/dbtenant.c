@@ -338,9 +338,14 @@ tm_terminate_sessions(const TmTenant *t, Oid dboid, bool force)
 	uint64		i;
 	ListCell   *lc;
 
+	/*
+	 * Autovacuum workers are left out: ALTER and DROP DATABASE make them
+	 * exit themselves (a new tenant database often has one at once).
+	 */
 	tm_user_query("SELECT pid, backend_type = 'tenant_mgr executor'"
 				  "  FROM pg_catalog.pg_stat_activity"
-				  " WHERE datid = $1 AND pid <> pg_catalog.pg_backend_pid()",
+				  " WHERE datid = $1 AND pid <> pg_catalog.pg_backend_pid()"
+				  "   AND backend_type <> 'autovacuum worker'",
 				  1, types, values);
 	for (i = 0; i < SPI_processed; i++)
 	{

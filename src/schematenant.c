@@ -196,7 +196,9 @@ tm_schematenant_create_job(TmTenant *t, TmJob *job, List *migrations)
 	bool		built;
 
 	tm_tenant_lock(t->name);
-	if (OidIsValid(tm_schema_find(t)))
+	/* a build left it under its own name (looked up first: a label scan costs) */
+	t->object_oid = get_namespace_oid(t->object_name, true);
+	if (OidIsValid(t->object_oid) && OidIsValid(tm_schema_find(t)))
 		return false;
 	tm_become(job->requester, 0, &saved);
 	built = (job->own_role && tm_pool_claim_schema(t, migrations, &steps)) ||

@@ -319,6 +319,43 @@ SELECT * FROM tenant_mgr.verify();
 SELECT pg_temp.expect(count(*) = 0, 'verify() found no problem') FROM tenant_mgr.verify();
 
 \echo
+\echo '==> 9b. Sign-ups from a warm pool'
+\echo
+\echo 'With tenant_mgr.pool_schema set, the launcher keeps that many spare schema'
+\echo 'tenants built and at the latest migration; tenant_create claims one in the'
+\echo 'caller\'s transaction (a rename), and the launcher builds the next.'
+ALTER SYSTEM SET tenant_mgr.pool_schema = 2;
+SELECT pg_reload_conf();
+DO $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN (SELECT count(*) FROM tenant_mgr.pool WHERE state = 'ready' AND version = latest) = 2;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+SELECT object_name, state, version, latest FROM tenant_mgr.pool;
+SELECT pg_temp.expect(count(*) = 2, 'two spares are ready')
+  FROM tenant_mgr.pool WHERE state = 'ready' AND version = latest;
+CREATE TEMP TABLE spares AS SELECT object_oid FROM tenant_mgr.spare;
+SELECT name, object_name, version FROM tenant_mgr.tenant_create('hooli');
+SELECT pg_temp.expect(object_oid IN (SELECT object_oid FROM spares), 'hooli is a claimed spare')
+  FROM tenant_mgr.tenant WHERE name = 'hooli';
+SELECT tenant_mgr.tenant_drop('hooli');
+\echo 'Setting the pool back to 0 makes the launcher remove the spares.'
+ALTER SYSTEM RESET tenant_mgr.pool_schema;
+SELECT pg_reload_conf();
+DO $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN NOT EXISTS (SELECT FROM tenant_mgr.pool);
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+SELECT pg_temp.expect(NOT EXISTS (SELECT FROM tenant_mgr.pool)
+                      AND NOT EXISTS (SELECT FROM pg_namespace WHERE nspname LIKE 'tenant\_mgr\_spare\_%'),
+                      'the pool is empty');
+
+\echo
 \echo '==> 10. Mistakes get clear errors (these two are expected)'
 \echo
 \set ON_ERROR_STOP 0
