@@ -309,6 +309,18 @@ tm_exec_wait(TmExecRun *run)
 			{
 				TerminateBackgroundWorker(run->handle);
 				(void) WaitForBackgroundWorkerShutdown(run->handle);
+
+				/*
+				 * Dying of our SIGTERM, the executor reports 57P01 itself;
+				 * the timeout is what happened.  Where it was stays in the
+				 * context.  A result it reached first stands.
+				 */
+				if (run->task->state == TM_EXEC_FAILED &&
+					run->task->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+				{
+					run->task->detail = run->task->hint = 0;
+					run->task->state = TM_EXEC_PENDING;
+				}
 				tm_exec_fail(run, ERRCODE_QUERY_CANCELED,
 							 psprintf("executor did not finish within tenant_mgr.job_timeout (%d s)",
 									  tm_job_timeout));

@@ -651,21 +651,24 @@ tm_jobs_pending(const char *tenant)
 
 /*
  * How many jobs of a tenant are queued or running; *last_ok tells whether
- * its newest job succeeded (true when it never had one).
+ * its newest job succeeded (true when it never had one), *known whether it
+ * has a catalog row or ever had a job.
  */
 static int64
-tm_job_poll(const char *tenant, bool *last_ok)
+tm_job_poll(const char *tenant, bool *last_ok, bool *known)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(tenant)};
 	char	   *last;
 
 	tm_catalog_exec("SELECT count(*) FILTER (WHERE state IN ('queued', 'running')),"
-					" (array_agg(state ORDER BY id DESC))[1]"
+					" (array_agg(state ORDER BY id DESC))[1],"
+					" count(*) > 0 OR EXISTS (SELECT FROM tenant_mgr.tenant WHERE name = $1)"
 					" FROM tenant_mgr.job WHERE tenant = $1",
 					1, types, values, NULL, SPI_OK_SELECT);
 	last = tm_get_text(0, 2);
 	*last_ok = last == NULL || strcmp(last, tm_job_state_names[TM_JOB_DONE]) == 0;
+	*known = tm_get_bool(0, 3);
 	return tm_get_int64(0, 1);
 }
 
@@ -673,7 +676,9 @@ tm_job_poll(const char *tenant, bool *last_ok)
  * tenant_wait(name, timeout) returns bool
  *
  * Waits until no job of the tenant is queued or running.  Returns true if
- * its last job succeeded (or it never had one), false if it failed.
+ * its last job succeeded (or it never had one), false if it failed.  A name
+ * with neither a catalog row nor a job is an error: a typo must not read as
+ * a ready tenant.
  */
 Datum
 tenant_wait(PG_FUNCTION_ARGS)
@@ -682,6 +687,8 @@ tenant_wait(PG_FUNCTION_ARGS)
 	Interval   *timeout;
 	TimestampTz deadline;
 	bool		result = true;
+	bool		known;
+	int64		pending;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -713,7 +720,13 @@ tenant_wait(PG_FUNCTION_ARGS)
 
 	tm_spi_connect();
 	/* each query takes a new snapshot: read committed */
-	while (tm_job_poll(name, &result) > 0)
+	pending = tm_job_poll(name, &result, &known);
+	if (!known)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" does not exist", name),
+				 errdetail("No tenant of that name is in the catalog, and none has a job.")));
+	while (pending > 0)
 	{
 		if (GetCurrentTimestamp() >= deadline)
 			ereport(ERROR,
@@ -724,6 +737,7 @@ tenant_wait(PG_FUNCTION_ARGS)
 						 50L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		pending = tm_job_poll(name, &result, &known);
 	}
 	tm_spi_finish();
 	PG_RETURN_BOOL(result);

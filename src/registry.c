@@ -6,7 +6,10 @@
  * A migration is checked when it is registered, not when it first meets a
  * tenant: its SQL must parse, must not be empty, and must not contain
  * statements that end the transaction or cannot run inside one, because a
- * migration commits together with its ledger row.  Versions only grow, and a
+ * migration commits together with its ledger row, nor any that PostgreSQL
+ * refuses where a migration runs (through SPI, as the tenant's owner in a
+ * security-restricted operation): such a migration would fail every later
+ * create and migrate.  Versions only grow, and a
  * registered migration never changes: registering the same one again is a
  * no-op (so a loader can be re-run), anything else is an error.
  *
@@ -21,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "commands/defrem.h"
@@ -187,6 +191,266 @@ tm_check_nontransactional(int64 version, const char *direction, List *stmts)
 }
 
 /*
+ * The temporary relation a CREATE statement (or SELECT INTO) makes, or NULL
+ * for none: a raw parse tree says so by TEMPORARY or by schema pg_temp.
+ */
+static RangeVar *
+tm_temp_relation(Node *stmt)
+{
+	RangeVar   *rel = NULL;
+
+	switch (nodeTag(stmt))
+	{
+		case T_CreateStmt:
+			rel = ((CreateStmt *) stmt)->relation;
+			break;
+		case T_CreateTableAsStmt:
+			rel = ((CreateTableAsStmt *) stmt)->into->rel;
+			break;
+		case T_ViewStmt:
+			rel = ((ViewStmt *) stmt)->view;
+			break;
+		case T_CreateSeqStmt:
+			rel = ((CreateSeqStmt *) stmt)->sequence;
+			break;
+		case T_SelectStmt:
+			{
+				SelectStmt *select = (SelectStmt *) stmt;
+
+				/* a set operation's INTO is in its leftmost SELECT */
+				while (select->op != SETOP_NONE)
+					select = select->larg;
+				if (select->intoClause)
+					rel = select->intoClause->rel;
+			}
+			break;
+		default:
+			break;
+	}
+	if (rel && (rel->relpersistence == RELPERSISTENCE_TEMP ||
+				(rel->schemaname && strcmp(rel->schemaname, "pg_temp") == 0)))
+		return rel;
+	return NULL;
+}
+
+/* Why a statement cannot be part of a transactional migration. */
+typedef enum TmRefusal
+{
+	TM_ALLOWED,
+	TM_XACT_CONTROL,			/* ends or shapes the transaction */
+	TM_XACT_BLOCK,				/* cannot run inside a transaction block */
+	TM_NONTRANSACTIONAL,		/* same, but a non-transactional migration */
+	TM_RESTRICTED,				/* refused in a security-restricted operation */
+	TM_SERVER					/* acts on the backend or server, not the tenant */
+} TmRefusal;
+
+/*
+ * Refuses a statement of a transactional migration that cannot run where
+ * every migration runs: inside the transaction that records it, through
+ * SPI, as the tenant's owner in a security-restricted operation, in
+ * whichever backend applies it.  Such a statement would fail on every
+ * tenant, so it is named at registration instead.
+ */
+static void
+tm_check_transactional(int64 version, const char *direction, Node *stmt)
+{
+	const char *what = CreateCommandName(stmt);
+	TmRefusal	refusal = TM_ALLOWED;
+	RangeVar   *temp;
+
+	switch (nodeTag(stmt))
+	{
+		case T_TransactionStmt:
+			refusal = TM_XACT_CONTROL;
+			break;
+		case T_VariableSetStmt:
+			{
+				VariableSetStmt *set = (VariableSetStmt *) stmt;
+
+				if (set->kind == VAR_SET_MULTI &&
+					strncmp(set->name, "TRANSACTION", 11) == 0)
+				{
+					refusal = TM_XACT_CONTROL;
+					what = psprintf("SET %s", set->name);
+				}
+				else if (set->name && pg_strcasecmp(set->name, "role") == 0)
+				{
+					refusal = TM_RESTRICTED;
+					what = set->kind == VAR_RESET ? "RESET ROLE" : "SET ROLE";
+				}
+				else if (set->name &&
+						 pg_strcasecmp(set->name, "session_authorization") == 0)
+				{
+					refusal = TM_RESTRICTED;
+					what = set->kind == VAR_RESET ?
+						"RESET SESSION AUTHORIZATION" : "SET SESSION AUTHORIZATION";
+				}
+			}
+			break;
+		case T_CreatedbStmt:
+		case T_DropdbStmt:
+		case T_CreateTableSpaceStmt:
+		case T_DropTableSpaceStmt:
+		case T_AlterSystemStmt:
+			refusal = TM_XACT_BLOCK;
+			break;
+		case T_AlterDatabaseStmt:
+			{
+				ListCell   *opt;
+
+				foreach(opt, ((AlterDatabaseStmt *) stmt)->options)
+				{
+					if (strcmp(((DefElem *) lfirst(opt))->defname, "tablespace") == 0)
+					{
+						refusal = TM_XACT_BLOCK;
+						what = "ALTER DATABASE SET TABLESPACE";
+					}
+				}
+			}
+			break;
+		case T_VacuumStmt:
+			/* ANALYZE alone runs inside a transaction block */
+			if (((VacuumStmt *) stmt)->is_vacuumcmd)
+				refusal = TM_NONTRANSACTIONAL;
+			break;
+		case T_IndexStmt:
+			if (((IndexStmt *) stmt)->concurrent)
+				refusal = TM_NONTRANSACTIONAL;
+			break;
+		case T_DropStmt:
+			if (((DropStmt *) stmt)->concurrent)
+				refusal = TM_NONTRANSACTIONAL;
+			break;
+		case T_ReindexStmt:
+			{
+				ReindexStmt *reindex = (ReindexStmt *) stmt;
+				ListCell   *opt;
+
+				foreach(opt, reindex->params)
+				{
+					DefElem    *def = lfirst(opt);
+
+					if (strcmp(def->defname, "concurrently") == 0 &&
+						defGetBoolean(def))
+						refusal = TM_NONTRANSACTIONAL;
+				}
+				if (refusal != TM_ALLOWED)
+					break;
+				/* these commit a transaction per table */
+				if (reindex->kind == REINDEX_OBJECT_SCHEMA)
+					what = "REINDEX SCHEMA";
+				else if (reindex->kind == REINDEX_OBJECT_SYSTEM)
+					what = "REINDEX SYSTEM";
+				else if (reindex->kind == REINDEX_OBJECT_DATABASE)
+					what = "REINDEX DATABASE";
+				else
+					break;
+				refusal = TM_XACT_BLOCK;
+			}
+			break;
+		case T_ClusterStmt:
+			/* without a table it commits a transaction per table */
+			if (((ClusterStmt *) stmt)->relation == NULL)
+			{
+				refusal = TM_XACT_BLOCK;
+				what = "CLUSTER without a table name";
+			}
+			break;
+		case T_DiscardStmt:
+		case T_ListenStmt:
+		case T_UnlistenStmt:
+		case T_PrepareStmt:
+		case T_DeallocateStmt:
+		case T_ClosePortalStmt:
+			refusal = TM_RESTRICTED;
+			break;
+		case T_LoadStmt:
+		case T_CheckPointStmt:
+			refusal = TM_SERVER;
+			break;
+		case T_CopyStmt:
+			{
+				CopyStmt   *copy = (CopyStmt *) stmt;
+
+				/* SPI has no client to talk to */
+				if (copy->filename == NULL && !copy->is_program)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("%s SQL of migration " INT64_FORMAT " contains %s, which cannot run in a migration",
+									direction, version,
+									copy->is_from ? "COPY FROM STDIN" : "COPY TO STDOUT"),
+							 errdetail("A migration runs inside the server, with no client to exchange COPY data with."),
+							 errhint("Write the rows as INSERT statements.")));
+			}
+			break;
+		default:
+			temp = tm_temp_relation(stmt);
+			if (temp)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("%s SQL of migration " INT64_FORMAT " creates temporary relation \"%s\"",
+								direction, version, temp->relname),
+						 errdetail("A migration runs as the tenant's owner in a security-restricted operation, where PostgreSQL refuses temporary relations."),
+						 errhint("Create the relation in the tenant's schema, and drop it at the end of the migration if it is not to stay.")));
+			break;
+	}
+
+	switch (refusal)
+	{
+		case TM_ALLOWED:
+			break;
+		case TM_XACT_CONTROL:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+					 errmsg("%s SQL of migration " INT64_FORMAT " contains %s",
+							direction, version, what),
+					 errdetail("A migration commits together with its ledger row; it must not contain transaction control statements.")));
+			break;
+		case TM_XACT_BLOCK:
+			ereport(ERROR,
+					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+					 errmsg("%s SQL of migration " INT64_FORMAT " contains %s, which cannot run inside a transaction block",
+							direction, version, what),
+					 errdetail("A migration commits together with its ledger row, so it runs inside a transaction block."),
+					 errhint("Run such a statement outside tenant_mgr.")));
+			break;
+		case TM_NONTRANSACTIONAL:
+
+			/*
+			 * VACUUM and the CONCURRENTLY forms are what non-transactional
+			 * migrations are for; the command tag alone ("CREATE INDEX")
+			 * would hide what is wrong with the statement.
+			 */
+			ereport(ERROR,
+					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+					 errmsg("%s SQL of migration " INT64_FORMAT " contains %s%s, which cannot run inside a transaction block",
+							direction, version, what,
+							IsA(stmt, VacuumStmt) ? "" : " CONCURRENTLY"),
+					 errdetail("A transactional migration commits together with its ledger row, so it runs inside a transaction block."),
+					 errhint("Register the statement as a migration of its own, with transactional => false.")));
+			break;
+		case TM_RESTRICTED:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s SQL of migration " INT64_FORMAT " contains %s, which cannot run in a migration",
+							direction, version, what),
+					 errdetail("A migration runs as the tenant's owner in a security-restricted operation, where PostgreSQL refuses %s.",
+							   what),
+					 errhint("Run such a statement outside tenant_mgr.")));
+			break;
+		case TM_SERVER:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s SQL of migration " INT64_FORMAT " contains %s, which cannot run in a migration",
+							direction, version, what),
+					 errdetail("%s acts on the server or on the session that applies the migration, not on the tenant.",
+							   what),
+					 errhint("Run such a statement outside tenant_mgr.")));
+			break;
+	}
+}
+
+/*
  * Parses the SQL of a migration and rejects what cannot be part of one.
  * Returns the number of statements.
  */
@@ -213,77 +477,8 @@ tm_check_statements(int64 version, const char *direction, const char *sql,
 	}
 
 	foreach(lc, stmts)
-	{
-		Node	   *stmt = ((RawStmt *) lfirst(lc))->stmt;
-		bool		outside_xact = false;
-		bool		nontransactional = false;
-
-		switch (nodeTag(stmt))
-		{
-			case T_TransactionStmt:
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
-						 errmsg("%s SQL of migration " INT64_FORMAT " contains %s",
-								direction, version, CreateCommandName(stmt)),
-						 errdetail("A migration commits together with its ledger row; it must not contain transaction control statements.")));
-				break;
-			case T_CreatedbStmt:
-			case T_DropdbStmt:
-			case T_CreateTableSpaceStmt:
-			case T_DropTableSpaceStmt:
-			case T_AlterSystemStmt:
-				outside_xact = true;
-				break;
-			case T_VacuumStmt:
-				/* ANALYZE alone runs inside a transaction block */
-				outside_xact = nontransactional = ((VacuumStmt *) stmt)->is_vacuumcmd;
-				break;
-			case T_IndexStmt:
-				outside_xact = nontransactional = ((IndexStmt *) stmt)->concurrent;
-				break;
-			case T_DropStmt:
-				outside_xact = nontransactional = ((DropStmt *) stmt)->concurrent;
-				break;
-			case T_ReindexStmt:
-				{
-					ListCell   *opt;
-
-					foreach(opt, ((ReindexStmt *) stmt)->params)
-					{
-						DefElem    *def = lfirst(opt);
-
-						if (strcmp(def->defname, "concurrently") == 0 &&
-							defGetBoolean(def))
-							outside_xact = nontransactional = true;
-					}
-				}
-				break;
-			default:
-				break;
-		}
-		if (!outside_xact)
-			continue;
-
-		/*
-		 * VACUUM and the CONCURRENTLY forms are what non-transactional
-		 * migrations are for; the command tag alone ("CREATE INDEX") would
-		 * hide what is wrong with the statement.
-		 */
-		if (nontransactional)
-			ereport(ERROR,
-					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-					 errmsg("%s SQL of migration " INT64_FORMAT " contains %s%s, which cannot run inside a transaction block",
-							direction, version, CreateCommandName(stmt),
-							IsA(stmt, VacuumStmt) ? "" : " CONCURRENTLY"),
-					 errdetail("A transactional migration commits together with its ledger row, so it runs inside a transaction block."),
-					 errhint("Register the statement as a migration of its own, with transactional => false.")));
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("%s SQL of migration " INT64_FORMAT " contains %s, which cannot run inside a transaction block",
-						direction, version, CreateCommandName(stmt)),
-				 errdetail("A migration commits together with its ledger row, so it runs inside a transaction block."),
-				 errhint("Run such a statement outside tenant_mgr.")));
-	}
+		tm_check_transactional(version, direction,
+							   ((RawStmt *) lfirst(lc))->stmt);
 	return list_length(stmts);
 }
 

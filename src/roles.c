@@ -241,11 +241,7 @@ tm_login_role_create(const TmTenant *t)
 				 errdetail("Its owner \"%s\" was chosen at creation and may own other objects; a login role that is a member of it could reach them.",
 						   t->owner),
 				 errhint("Create the tenant without owner => ..., so that tenant_mgr gives it an owner role of its own.")));
-	if (strlen(role) > NAMEDATALEN - 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("login role name \"%s\" would be too long", role),
-				 errdetail("Role names are limited to %d bytes.", NAMEDATALEN - 1)));
+	/* one kept its name through renames; only a new one is measured */
 	existing = tm_login_role_of(t);
 	if (existing)
 	{
@@ -253,6 +249,11 @@ tm_login_role_create(const TmTenant *t)
 		tm_login_search_path(existing, t->isolation == TM_SCHEMA ? t->object_name : NULL);
 		return existing;
 	}
+	if (strlen(role) > NAMEDATALEN - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("login role name \"%s\" would be too long", role),
+				 errdetail("Role names are limited to %d bytes.", NAMEDATALEN - 1)));
 	if (OidIsValid(get_role_oid(role, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),

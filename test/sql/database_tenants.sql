@@ -178,6 +178,16 @@ SELECT count(*) AS initech_databases FROM pg_database
 SELECT count(*) AS initech_roles FROM pg_roles WHERE rolname = 'tenant_initech';
 SELECT tenant_mgr.tenant_drop('globex');
 SELECT tenant_mgr.tenant_wait('globex', '2 minutes');
+-- tenant_wait answers for a tenant its finished drop job names (above), and
+-- for an inline tenant without jobs while it exists; a name with neither a
+-- catalog row nor a job is unknown, never "ready"
+SELECT tenant_mgr.tenant_wait('typo');
+\echo :LAST_ERROR_SQLSTATE
+SELECT name FROM tenant_mgr.tenant_create('inline');
+SELECT tenant_mgr.tenant_wait('inline') AS inline_ready;
+SELECT tenant_mgr.tenant_drop('inline');
+SELECT tenant_mgr.tenant_wait('inline');
+\echo :LAST_ERROR_SQLSTATE
 SELECT tenant, action, state, sqlstate FROM tenant_mgr.jobs;
 SELECT count(*) AS tenant_databases FROM pg_database WHERE datname LIKE 'tenant%';
 SELECT count(*) AS tenant_roles FROM pg_roles WHERE rolname LIKE 'tenant%';

@@ -46,6 +46,29 @@ SELECT name FROM tenant_mgr.tenant_rename('acme', 'acme_co');
 SELECT rolname, shobj_description(oid, 'pg_authid') AS comment, rolconfig
   FROM pg_roles WHERE rolname LIKE 'tenant_acme%login' ORDER BY 1;
 SELECT name FROM tenant_mgr.tenant_rename('acme_co', 'acme');
+-- names are checked, never truncated: a rename to the longest name (object
+-- name 63 bytes) keeps the login role's name, and tenant_login_role returns
+-- that role rather than measuring <object>_login; one byte more is 42622 and
+-- changes nothing, nor does a login role whose name would be too long
+SELECT name, object_name, owner FROM tenant_mgr.tenant_rename('acme', repeat('a', 56));
+SELECT tenant_mgr.tenant_login_role(repeat('a', 56)) AS kept_login;
+SELECT md5(string_agg(r, ',' ORDER BY r)) AS fingerprint FROM (
+  SELECT format('%s', t) FROM tenant_mgr.tenant t UNION ALL
+  SELECT nspname FROM pg_namespace UNION ALL
+  SELECT rolname || ' ' || coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles UNION ALL
+  SELECT datname FROM pg_database) AS f(r) \gset
+SELECT tenant_mgr.tenant_rename(repeat('a', 56), repeat('b', 57));
+\echo :LAST_ERROR_SQLSTATE
+SELECT name FROM tenant_mgr.tenant_create(repeat('c', 56));
+SELECT tenant_mgr.tenant_login_role(repeat('c', 56));
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.tenant_drop(repeat('c', 56));
+SELECT md5(string_agg(r, ',' ORDER BY r)) = :'fingerprint' AS unchanged FROM (
+  SELECT format('%s', t) FROM tenant_mgr.tenant t UNION ALL
+  SELECT nspname FROM pg_namespace UNION ALL
+  SELECT rolname || ' ' || coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles UNION ALL
+  SELECT datname FROM pg_database) AS f(r);
+SELECT name FROM tenant_mgr.tenant_rename(repeat('a', 56), 'acme');
 
 -- detach: the schema moves aside with its data, the tenant cannot be used
 SELECT tenant_mgr.tenant_detach('acme');

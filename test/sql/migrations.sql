@@ -49,10 +49,89 @@ SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int)', down_sql => '
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int)', transactional => false);
 \echo :LAST_ERROR_SQLSTATE
+-- what cannot run where every migration runs (inside the transaction of its
+-- ledger row, through SPI, as the tenant's owner in a security-restricted
+-- operation, in whichever backend applies it) would fail on every tenant:
+-- it is refused at registration, named
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int); DISCARD ALL');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'REINDEX DATABASE contrib_regression');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'REINDEX SYSTEM contrib_regression');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'REINDEX SCHEMA public');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CLUSTER');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'ALTER DATABASE contrib_regression SET TABLESPACE pg_default');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'ALTER SYSTEM SET work_mem = ''8MB''');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLESPACE evil LOCATION ''/tmp''');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'DROP TABLESPACE pg_default');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'PREPARE TRANSACTION ''x''');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'COMMIT PREPARED ''x''');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'SET TRANSACTION SNAPSHOT ''00000003-0000001B-1''');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'DISCARD PLANS');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'LISTEN t');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'UNLISTEN *');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'PREPARE p AS SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'DEALLOCATE ALL');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CLOSE ALL');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'SET ROLE postgres');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'SET LOCAL ROLE NONE');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'RESET ROLE');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'SET SESSION AUTHORIZATION DEFAULT');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CHECKPOINT');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'LOAD ''auto_explain''');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int); COPY t FROM STDIN');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'COPY (SELECT 1) TO STDOUT');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TEMP TABLE t (id int)');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE pg_temp.t (id int)');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TEMP VIEW v AS SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TEMP SEQUENCE s');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TEMP TABLE t AS SELECT 1 AS id');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'SELECT 1 AS id INTO TEMP t');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'SELECT 1 AS id INTO TEMP t UNION SELECT 2');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int)', down_sql => 'DROP TABLE t; LISTEN t');
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS registered FROM tenant_mgr.migration;
 -- ANALYZE and REINDEX without CONCURRENTLY run inside a transaction block
 BEGIN;
 SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int); ANALYZE t; REINDEX (CONCURRENTLY false) TABLE t') AS added;
+ROLLBACK;
+-- and these are not refused: one table clustered or reindexed, NOTIFY (sent
+-- at commit), SET LOCAL, a cursor, COPY of a server file
+BEGIN;
+SELECT tenant_mgr.migration_add(1, 'x', 'CREATE TABLE t (id int PRIMARY KEY); CLUSTER t USING t_pkey; REINDEX TABLE t; NOTIFY t; SET LOCAL work_mem = ''8MB''; DECLARE c CURSOR FOR SELECT 1; COPY t FROM ''/dev/null''') AS added;
 ROLLBACK;
 
 -- migrations_load reads the layouts of the common tools (test/layouts);
@@ -113,11 +192,25 @@ SELECT pg_temp.load(:'layouts' || '/version_range');
 CREATE TEMP TABLE regress_fifo_dir (path text);
 COPY regress_fifo_dir FROM PROGRAM 'mktemp -d';
 SELECT format('echo "CREATE TABLE a (id int);" > %1$s/001_a.sql && mkfifo %1$s/002_b.sql', path) AS make_fifo,
-       format('rm -r %s', path) AS remove_fifo,
        path AS fifo_dir
   FROM regress_fifo_dir \gset
 COPY (SELECT 1 WHERE false) TO PROGRAM :'make_fifo';
 SELECT pg_temp.load(:'fifo_dir');
+-- symbolic links are followed: to a FIFO refused the same way, to a regular
+-- file read, dangling an error naming the entry
+SELECT format('rm %1$s/002_b.sql && mkfifo %1$s.fifo && ln -s %1$s.fifo %1$s/002_b.sql', :'fifo_dir') AS link_fifo,
+       format('rm %1$s/002_b.sql && ln -s 001_a.sql %1$s/002_b.sql', :'fifo_dir') AS link_file,
+       format('ln -s nowhere.sql %1$s/003_c.sql', :'fifo_dir') AS link_nowhere \gset
+COPY (SELECT 1 WHERE false) TO PROGRAM :'link_fifo';
+SELECT pg_temp.load(:'fifo_dir');
+COPY (SELECT 1 WHERE false) TO PROGRAM :'link_file';
+BEGIN;
+SELECT pg_temp.load(:'fifo_dir');
+SELECT version, name FROM tenant_mgr.migration ORDER BY 1;
+ROLLBACK;
+COPY (SELECT 1 WHERE false) TO PROGRAM :'link_nowhere';
+SELECT pg_temp.load(:'fifo_dir');
+SELECT format('rm -r %1$s %1$s.fifo', :'fifo_dir') AS remove_fifo \gset
 COPY (SELECT 1 WHERE false) TO PROGRAM :'remove_fifo';
 SELECT count(*) AS registered FROM tenant_mgr.migration;
 

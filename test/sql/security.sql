@@ -64,8 +64,12 @@ RESET ROLE;
 SELECT rolname, rolsuper FROM pg_roles WHERE rolname = 'regress_admin';
 
 -- 4. migrations run as the tenant's owner in a security-restricted
--- operation: they cannot change role, nor make anyone superuser
+-- operation: they cannot change role, nor make anyone superuser; a plain
+-- RESET ROLE or SET SESSION AUTHORIZATION is refused at registration, and
+-- what registration cannot see (set_config, dynamic SQL) fails when it runs
 SELECT tenant_mgr.migration_add(2, 'reset_role', 'RESET ROLE; ALTER ROLE tenant_alpha SUPERUSER');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(2, 'reset_role', 'SELECT pg_catalog.set_config(''role'', ''none'', false); ALTER ROLE tenant_alpha SUPERUSER');
 SET ROLE regress_admin;
 SELECT * FROM tenant_mgr.tenant_migrate('alpha');
 \echo :LAST_ERROR_SQLSTATE
@@ -78,6 +82,8 @@ SELECT * FROM tenant_mgr.tenant_migrate('alpha');
 RESET ROLE;
 SELECT tenant_mgr.migration_remove(2);
 SELECT tenant_mgr.migration_add(2, 'session_auth', 'SET SESSION AUTHORIZATION DEFAULT');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_mgr.migration_add(2, 'session_auth', 'DO $$BEGIN EXECUTE ''SET SESSION AUTHORIZATION DEFAULT''; END$$');
 SET ROLE regress_admin;
 SELECT * FROM tenant_mgr.tenant_migrate('alpha');
 \echo :LAST_ERROR_SQLSTATE
