@@ -56,6 +56,7 @@ void
 tm_dbtenant_create(TmTenant *t, const char *metadata, bool wait)
 {
 	instr_time	start;
+	List	   *steps;
 
 	INSTR_TIME_SET_CURRENT(start);
 	tm_require_control_database();
@@ -71,10 +72,48 @@ tm_dbtenant_create(TmTenant *t, const char *metadata, bool wait)
 				 errdetail("It was not created by tenant_mgr, which never adopts an existing database."),
 				 errhint("Choose another tenant name.")));
 
-	if (wait)
-		tm_dbtenant_build(t, metadata, NULL, start);
-	else
+	if (!wait)
 		tm_job_queue_create(t, metadata, true);
+	else if (tm_pool_claim(t, NIL, &steps))
+	{
+		/* a spare of the warm pool, renamed in this transaction */
+		t->state = TM_READY;
+		tm_dbtenant_record(t, metadata, NULL, 0, NIL, start);
+	}
+	else
+		tm_dbtenant_build(t, metadata, NULL, start);
+}
+
+/*
+ * For a queued create: claims a spare of the warm pool for the role that
+ * queued it and records the tenant, all in one transaction (the claim and
+ * the "ready" row commit together).  False, having changed nothing, when
+ * there was no spare to claim.
+ */
+static bool
+tm_dbtenant_claim_for_job(TmTenant *t, TmJob *job)
+{
+	TmIdentity	saved;
+	List	   *steps;
+	bool		claimed;
+	int64		run_id;
+
+	tm_xact_begin();
+	tm_become(job->requester, 0, &saved);
+	claimed = tm_pool_claim(t, NIL, &steps);
+	tm_restore(&saved);
+	if (!claimed)
+	{
+		tm_xact_commit();
+		return false;
+	}
+	tm_tenant_set_ready(t->name, t->object_oid, t->version);
+	tm_owner_role_grant(t);
+	run_id = tm_run_id();
+	tm_xact_commit();
+	job->run_id = run_id;
+	tm_job_finish(job, NULL);
+	return true;
 }
 
 /*
@@ -93,6 +132,8 @@ tm_dbtenant_build(TmTenant *t, const char *metadata, TmJob *job,
 	TmExecRun  *create;
 	TmExecRun  *migrate;
 
+	if (job && tm_dbtenant_claim_for_job(t, job))
+		return;
 	if (job)
 		tm_xact_begin();
 	migrations = tm_migration_list();
@@ -192,6 +233,83 @@ tm_dbtenant_record(TmTenant *t, const char *metadata, TmJob *job,
 	else
 		tm_event_log(run_id, t->name, TM_EV_CREATE, 0, TM_EV_OK, NULL,
 					 tm_elapsed_ms(start));
+}
+
+/*
+ * Removes a spare database tenant of the warm pool (its database and owner
+ * role, if they carry its marks) through an executor, for the launcher.
+ * Returns false when no worker slot was free; a failure is a warning.
+ */
+bool
+tm_dbtenant_remove_spare(TmTenant *t)
+{
+	TmExecRun  *drop = tm_exec_prepare(TM_EXEC_DROP_DATABASE, MyDatabaseId, t, NIL);
+
+	if (!tm_exec_launch(drop))
+	{
+		tm_exec_release(drop);
+		return false;
+	}
+	tm_exec_wait(drop);
+	if (drop->task->state == TM_EXEC_FAILED)
+		ereport(WARNING,
+				(errcode(drop->task->sqlerrcode),
+				 errmsg("could not remove spare database \"%s\": %s", t->object_name,
+						tm_task_text(drop->task, drop->task->message))));
+	tm_exec_release(drop);
+	return true;
+}
+
+/*
+ * Builds (or finishes building) a spare database tenant of the warm pool
+ * (pool.c) for the launcher, outside any transaction: its owner role and
+ * database by one executor (no intent: the spare's row stands for them),
+ * every migration by a second one.  Sets t->object_oid and t->version and
+ * returns true; returns false when no worker slot was free (what is built
+ * stays for the next attempt).  An executor's error is raised once what
+ * was built is removed.
+ */
+bool
+tm_dbtenant_build_spare(TmTenant *t, List *migrations)
+{
+	TmExecRun  *create = tm_exec_prepare(TM_EXEC_CREATE_DATABASE, MyDatabaseId, t, NIL);
+	TmExecRun  *migrate;
+	ErrorData  *edata;
+
+	create->task->spare = true;
+	if (!tm_exec_launch(create))
+	{
+		tm_exec_release(create);
+		return false;
+	}
+	tm_exec_wait(create);
+	if (create->task->state == TM_EXEC_FAILED)
+	{
+		edata = tm_exec_error(create->task);
+		tm_exec_release(create);
+		(void) tm_dbtenant_remove_spare(t);
+		ReThrowError(edata);
+	}
+	t->object_oid = create->task->result_oid;
+	tm_exec_release(create);
+
+	migrate = tm_exec_prepare(TM_EXEC_MIGRATE, t->object_oid, t, migrations);
+	if (!tm_exec_launch(migrate))
+	{
+		tm_exec_release(migrate);
+		return false;
+	}
+	tm_exec_wait(migrate);
+	if (migrate->task->state == TM_EXEC_FAILED)
+	{
+		edata = tm_exec_error(migrate->task);
+		tm_exec_release(migrate);
+		(void) tm_dbtenant_remove_spare(t);
+		ReThrowError(edata);
+	}
+	t->version = migrate->task->version;
+	tm_exec_release(migrate);
+	return true;
 }
 
 /*

@@ -101,10 +101,11 @@ tm_exec_create_database(TmExecTask *task)
 	Oid			roleid;
 	Oid			ext_owner;
 
-	/* 1. the intent, committed before anything exists */
+	/* 1. the intent, committed before anything exists (a spare has its row) */
 	tm_xact_begin();
 	ext_owner = tm_catalog_owner();
-	task->intent = tm_intent_record(task);
+	if (!task->spare)
+		task->intent = tm_intent_record(task);
 
 	/* never adopt: a role or database of that name must be ours */
 	roleid = tm_our_role(t, false);
@@ -143,7 +144,8 @@ tm_exec_create_database(TmExecTask *task)
 	tm_ddl(psprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC",
 						quote_identifier(task->object_name)));
 	tm_mark("DATABASE", task->object_name, t, false);
-	tm_intent_set_database(task->intent, dboid);
+	if (task->intent != 0)
+		tm_intent_set_database(task->intent, dboid);
 	tm_xact_commit();
 	task->result_oid = dboid;
 }

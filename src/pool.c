@@ -1,12 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * pool.c
- *		The warm pool of schema tenants: spares the launcher builds and keeps
- *		at the latest migration, which tenant_create claims.
+ *		The warm pool: spare schema and database tenants the launcher builds
+ *		and keeps at the latest migration, which tenant_create claims.
  *
- * A spare is a schema tenant without a name: schema and owner role named
- * tenant_mgr_spare_<n>, labelled for that name and the spare's id, with
- * its ledger and every migration (built as build.c builds, each migration
+ * A spare is a tenant without a name: its schema or database and owner
+ * role named tenant_mgr_spare_<n>, labelled for that name and the spare's
+ * id, with its ledger and every migration (a schema built as build.c
+ * builds, a database by executors as dbtenant.c builds, each migration
  * committed on its own), and a row in tenant_mgr.spare.  Its states:
  *
  *	building --built--> ready --claimed--> (a tenant; the row is gone)
@@ -19,14 +20,15 @@
  * A claim happens in the caller's transaction: the oldest ready spare at
  * the latest version is locked (FOR UPDATE SKIP LOCKED, so that two claims
  * never take one spare and a spare the launcher works on is never taken),
- * its schema and role are renamed to the tenant's names and labelled for
- * it, and the row is deleted.  A rollback gives the spare back, names and
+ * its schema or database and its role are renamed to the tenant's names
+ * (ALTER DATABASE ... RENAME is transactional too) and labelled for it,
+ * and the row is deleted.  A rollback gives the spare back, names and
  * all.  The launcher marks a spare "building" (under the same row lock)
  * before it changes it, so a spare being built or migrated is never
  * claimed, and a claim never hands out a spare behind the registry.
  *
- * tenant_mgr.pool_schema says how many spares to keep (0: none, and the
- * launcher removes those left).  Database tenants have no pool yet.
+ * tenant_mgr.pool_schema and tenant_mgr.pool_database say how many spares
+ * of each kind to keep (0: none, and the launcher removes those left).
  *
  *-------------------------------------------------------------------------
  */
@@ -35,6 +37,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -46,6 +49,7 @@
 /* A row of tenant_mgr.spare, as the launcher and a claim need it. */
 typedef struct TmSpare
 {
+	TmIsolation isolation;
 	char	   *id;
 	char	   *object_name;
 	Oid			object_oid;
@@ -64,7 +68,7 @@ tm_pool_exists(void)
 static TmTenant *
 tm_spare_tenant(const TmSpare *s)
 {
-	TmTenant   *t = tm_tenant_make(s->object_name, TM_SCHEMA, s->object_name,
+	TmTenant   *t = tm_tenant_make(s->object_name, s->isolation, s->object_name,
 								   s->object_name);
 
 	t->id = pstrdup(s->id);
@@ -88,13 +92,21 @@ tm_spares_read(void)
 		s->object_oid = tm_get_oid(i, 3);
 		s->state = tm_get_text(i, 4);
 		s->version = tm_get_int64(i, 5);
+		s->isolation = tm_isolation_parse(tm_get_text(i, 6));
 		result = lappend(result, s);
 	}
 	MemoryContextSwitchTo(old);
 	return result;
 }
 
-#define TM_SPARE_COLUMNS "id::pg_catalog.text, object_name, coalesce(object_oid, 0::pg_catalog.oid), state, version"
+#define TM_SPARE_COLUMNS "id::pg_catalog.text, object_name, coalesce(object_oid, 0::pg_catalog.oid), state, version, isolation"
+
+/* The spares wanted of a kind. */
+static int
+tm_pool_size(TmIsolation isolation)
+{
+	return isolation == TM_SCHEMA ? tm_pool_schema : tm_pool_database;
+}
 
 /* The latest registered version, 0 with none. */
 static int64
@@ -106,14 +118,15 @@ tm_latest_version(void)
 }
 
 /*
- * Claims a spare for schema tenant t (owned by a role of its own) in the
- * caller's transaction, in a subtransaction: renames the spare's schema
- * and owner role to t's names, labels them for t, grants the role to a
- * caller who is not a superuser, and brings it to the registry's latest
- * migration.  Sets t->object_oid, t->schema, t->version and *steps (the
- * migrations applied after the claim) and returns true; returns false,
- * having changed nothing, when no spare is ready or the claim failed (it
- * is logged; the caller builds the tenant instead).
+ * Claims a spare for tenant t (owned by a role of its own) in the caller's
+ * transaction, in a subtransaction: renames the spare's schema or database
+ * and its owner role to t's names, labels them for t, and grants the role
+ * to a caller who is not a superuser; a schema spare is also brought to the
+ * registry's latest migration (one registered since the spare was found).
+ * Sets t->object_oid, t->schema, t->version and *steps (the migrations
+ * applied after the claim) and returns true; returns false, having changed
+ * nothing, when no spare is ready or the claim failed (it is logged; the
+ * caller builds the tenant instead).
  */
 typedef struct TmClaim
 {
@@ -128,48 +141,57 @@ tm_pool_claim_cb(void *arg)
 {
 	TmClaim    *c = arg;
 	TmTenant   *t = c->tenant;
+	bool		schema = t->isolation == TM_SCHEMA;
+	const char *kind = schema ? "SCHEMA" : "DATABASE";
 	List	   *spares;
 	TmSpare    *s;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
-	List	   *steps;
-	ListCell   *lc;
-	int64		current;
+	Oid			found;
 
+	values[0] = CStringGetTextDatum(tm_isolation_name(t->isolation));
 	tm_catalog_exec("SELECT " TM_SPARE_COLUMNS " FROM tenant_mgr.spare"
-					" WHERE isolation = 'schema' AND state = 'ready'"
+					" WHERE isolation = $1 AND state = 'ready'"
 					"   AND version = (SELECT coalesce(max(version), 0) FROM tenant_mgr.migration)"
 					" ORDER BY created_at, object_name LIMIT 1 FOR UPDATE SKIP LOCKED",
-					0, NULL, NULL, NULL, SPI_OK_SELECT);
+					1, types, values, NULL, SPI_OK_SELECT);
 	spares = tm_spares_read();
 	if (spares == NIL)
 		return;
 	s = linitial(spares);
 
 	/* the spare's objects, still under its own name and label */
-	if (tm_schema_find(tm_spare_tenant(s)) != s->object_oid)
+	found = schema ? tm_schema_find(tm_spare_tenant(s)) :
+		tm_database_find(tm_spare_tenant(s));
+	if (found != s->object_oid)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("spare \"%s\" has no schema created by tenant_mgr", s->object_name)));
-	tm_rename_object("SCHEMA", s->object_name, t->object_name, t, false);
+				 errmsg("spare \"%s\" has no %s created by tenant_mgr", s->object_name,
+						schema ? "schema" : "database")));
+	tm_rename_object(kind, s->object_name, t->object_name, t, false);
 	tm_rename_object("ROLE", s->object_name, t->owner, t, false);
 	if (!superuser())
 		tm_ddl(psprintf("GRANT %s TO %s", quote_identifier(t->owner),
 						quote_identifier(GetUserNameFromId(GetUserId(), false))));
 	t->object_oid = s->object_oid;
-	t->schema = t->object_name;
+	t->version = s->version;
 
-	/* a migration registered meanwhile is applied now, as for any tenant */
-	steps = tm_migration_plan(t, c->migrations, PG_INT64_MAX, &current);
-	foreach(lc, steps)
+	if (schema)
 	{
-		TmStep	   *step = lfirst(lc);
+		int64		current;
+		ListCell   *lc;
 
-		tm_migration_apply(t, step);
-		current = step->migration->version;
+		t->schema = t->object_name;
+		c->steps = tm_migration_plan(t, c->migrations, PG_INT64_MAX, &current);
+		foreach(lc, c->steps)
+		{
+			TmStep	   *step = lfirst(lc);
+
+			tm_migration_apply(t, step);
+			current = step->migration->version;
+		}
+		t->version = current;
 	}
-	t->version = current;
-	c->steps = steps;
 
 	values[0] = CStringGetTextDatum(s->id);
 	tm_catalog_exec("DELETE FROM tenant_mgr.spare WHERE id = $1::pg_catalog.uuid",
@@ -178,16 +200,19 @@ tm_pool_claim_cb(void *arg)
 }
 
 bool
-tm_pool_claim_schema(TmTenant *t, List *migrations, List **steps)
+tm_pool_claim(TmTenant *t, List *migrations, List **steps)
 {
 	TmClaim		c = {t, migrations, false, NIL};
 	ErrorData  *edata;
+	bool		taken;
 
-	if (tm_pool_schema <= 0 || !tm_pool_exists())
+	if (tm_pool_size(t->isolation) <= 0 || !tm_pool_exists())
 		return false;
 	/* a name taken is the build's error to raise */
-	if (OidIsValid(get_namespace_oid(t->object_name, true)) ||
-		OidIsValid(get_role_oid(t->owner, true)))
+	taken = t->isolation == TM_SCHEMA ?
+		OidIsValid(get_namespace_oid(t->object_name, true)) :
+		OidIsValid(get_database_oid(t->object_name, true));
+	if (taken || OidIsValid(get_role_oid(t->owner, true)))
 		return false;
 	edata = tm_try(tm_pool_claim_cb, &c);
 	if (edata != NULL)
@@ -208,7 +233,7 @@ tm_pool_claim_schema(TmTenant *t, List *migrations, List **steps)
  * caller is claiming is left alone) and marks it "building".  NULL if none.
  */
 static TmSpare *
-tm_spare_take(const char *query)
+tm_spare_take(const char *query, TmIsolation isolation)
 {
 	List	   *spares;
 	TmSpare    *s = NULL;
@@ -216,7 +241,8 @@ tm_spare_take(const char *query)
 	Datum		values[1];
 
 	tm_xact_begin();
-	tm_catalog_exec(query, 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	values[0] = CStringGetTextDatum(tm_isolation_name(isolation));
+	tm_catalog_exec(query, 1, types, values, NULL, SPI_OK_SELECT);
 	spares = tm_spares_read();
 	if (spares != NIL)
 	{
@@ -231,11 +257,12 @@ tm_spare_take(const char *query)
 }
 
 /*
- * Builds or brings up to date a spare marked "building" (build.c resumes
- * what is there), then marks it ready, or failed with the error (build.c
- * has then removed its objects).
+ * Builds or brings up to date a spare marked "building" (what is there is
+ * resumed), then marks it ready, or failed with the error (what was built
+ * is then removed).  Returns false when a database spare found no worker
+ * slot: it stays "building" for the next look.
  */
-static void
+static bool
 tm_spare_build(TmSpare *s)
 {
 	MemoryContext cxt = CurrentMemoryContext;
@@ -243,6 +270,7 @@ tm_spare_build(TmSpare *s)
 	Oid			types[3] = {TEXTOID, OIDOID, INT8OID};
 	Datum		values[3];
 	List	   *migrations;
+	volatile bool built = true;
 
 	tm_xact_begin();
 	migrations = tm_migration_list();
@@ -251,14 +279,20 @@ tm_spare_build(TmSpare *s)
 	values[0] = CStringGetTextDatum(s->id);
 	PG_TRY();
 	{
-		(void) tm_build_schema(t, migrations, BOOTSTRAP_SUPERUSERID, true);
-		values[1] = ObjectIdGetDatum(t->object_oid);
-		values[2] = Int64GetDatum(t->version);
-		tm_xact_begin();
-		tm_catalog_exec("UPDATE tenant_mgr.spare SET state = 'ready', object_oid = $2, version = $3"
-						" WHERE id = $1::pg_catalog.uuid",
-						3, types, values, NULL, SPI_OK_UPDATE);
-		tm_xact_commit();
+		if (s->isolation == TM_SCHEMA)
+			(void) tm_build_schema(t, migrations, BOOTSTRAP_SUPERUSERID, true);
+		else
+			built = tm_dbtenant_build_spare(t, migrations);
+		if (built)
+		{
+			values[1] = ObjectIdGetDatum(t->object_oid);
+			values[2] = Int64GetDatum(t->version);
+			tm_xact_begin();
+			tm_catalog_exec("UPDATE tenant_mgr.spare SET state = 'ready', object_oid = $2, version = $3"
+							" WHERE id = $1::pg_catalog.uuid",
+							3, types, values, NULL, SPI_OK_UPDATE);
+			tm_xact_commit();
+		}
 	}
 	PG_CATCH();
 	{
@@ -268,6 +302,7 @@ tm_spare_build(TmSpare *s)
 		edata = CopyErrorData();
 		FlushErrorState();
 		tm_xact_abort();
+		tm_exec_release_all();
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
 				 errmsg("tenant_mgr could not build spare \"%s\": %s",
@@ -284,15 +319,16 @@ tm_spare_build(TmSpare *s)
 		tm_xact_commit();
 	}
 	PG_END_TRY();
+	return built;
 }
 
 /*
- * For the launcher, in a transaction of its own: removes one ready spare
- * beyond tenant_mgr.pool_schema (its schema and role, then its row).
- * Returns true if it removed one.
+ * For the launcher: removes one ready spare of a kind beyond its pool size
+ * (its objects, then its row), holding its row's lock throughout so that
+ * no claim takes it meanwhile.  Returns true if it removed one.
  */
 static bool
-tm_pool_shrink(void)
+tm_pool_shrink(TmIsolation isolation)
 {
 	List	   *spares;
 	TmSpare    *s;
@@ -300,11 +336,12 @@ tm_pool_shrink(void)
 	Datum		values[1];
 
 	tm_xact_begin();
+	values[0] = CStringGetTextDatum(tm_isolation_name(isolation));
 	tm_catalog_exec(psprintf("SELECT " TM_SPARE_COLUMNS " FROM tenant_mgr.spare"
-							 " WHERE isolation = 'schema' AND state <> 'failed'"
+							 " WHERE isolation = $1 AND state <> 'failed'"
 							 " ORDER BY created_at DESC, object_name DESC OFFSET %d FOR UPDATE SKIP LOCKED",
-							 tm_pool_schema),
-					0, NULL, NULL, NULL, SPI_OK_SELECT);
+							 Max(tm_pool_size(isolation), 0)),
+					1, types, values, NULL, SPI_OK_SELECT);
 	spares = tm_spares_read();
 	if (spares == NIL)
 	{
@@ -312,8 +349,15 @@ tm_pool_shrink(void)
 		return false;
 	}
 	s = linitial(spares);
-	tm_schematenant_drop(tm_spare_tenant(s));
 	values[0] = CStringGetTextDatum(s->id);
+	if (isolation == TM_SCHEMA)
+		tm_schematenant_drop(tm_spare_tenant(s));
+	else if (!tm_dbtenant_remove_spare(tm_spare_tenant(s)))
+	{
+		/* no worker slot; the row lock kept claims away meanwhile */
+		tm_xact_commit();
+		return false;
+	}
 	tm_catalog_exec("DELETE FROM tenant_mgr.spare WHERE id = $1::pg_catalog.uuid",
 					1, types, values, NULL, SPI_OK_DELETE);
 	tm_xact_commit();
@@ -321,65 +365,77 @@ tm_pool_shrink(void)
 }
 
 /*
- * For the launcher: one step of pool upkeep.  In order: a spare left
+ * One step of upkeep of the spares of a kind.  In order: a spare left
  * "building" (by a crash, or being migrated), a ready spare behind the
  * registry, a spare too many, a missing spare.  Returns true if it did
- * something, so that the launcher comes back at once.
+ * something.
  */
-bool
-tm_pool_upkeep(void)
+static bool
+tm_pool_upkeep_kind(TmIsolation isolation)
 {
+	int			size = tm_pool_size(isolation);
 	TmSpare    *s;
 	int64		spares;
 	bool		failed;
-	Oid			types[1] = {BOOLOID};
-	Datum		values[1] = {BoolGetDatum(tm_pool_schema <= 0)};
+	Oid			types[2] = {TEXTOID, BOOLOID};
+	Datum		values[2];
 
+	values[0] = CStringGetTextDatum(tm_isolation_name(isolation));
+	values[1] = BoolGetDatum(size <= 0);
 	tm_xact_begin();
-	if (!tm_pool_exists())
-	{
-		tm_xact_commit();
-		return false;
-	}
 	/* a failed build is tried again only once the migrations changed */
-	tm_catalog_exec("DELETE FROM tenant_mgr.spare WHERE state = 'failed'"
+	tm_catalog_exec("DELETE FROM tenant_mgr.spare WHERE isolation = $1 AND state = 'failed'"
 					" AND (failed_at IS DISTINCT FROM (SELECT coalesce(max(version), 0) FROM tenant_mgr.migration)"
-					"      OR $1)",
-					1, types, values, NULL, SPI_OK_DELETE);
+					"      OR $2)",
+					2, types, values, NULL, SPI_OK_DELETE);
 	tm_catalog_exec("SELECT count(*) FILTER (WHERE state <> 'failed'),"
 					" count(*) FILTER (WHERE state = 'failed') > 0"
-					" FROM tenant_mgr.spare WHERE isolation = 'schema'",
-					0, NULL, NULL, NULL, SPI_OK_SELECT);
+					" FROM tenant_mgr.spare WHERE isolation = $1",
+					1, types, values, NULL, SPI_OK_SELECT);
 	spares = tm_get_int64(0, 1);
 	failed = tm_get_bool(0, 2);
 	tm_xact_commit();
 
-	if (spares == 0 && (tm_pool_schema <= 0 || failed))
+	if (spares == 0 && (size <= 0 || failed))
 		return false;
 
 	s = tm_spare_take("SELECT " TM_SPARE_COLUMNS " FROM tenant_mgr.spare"
-					  " WHERE isolation = 'schema' AND (state = 'building'"
+					  " WHERE isolation = $1 AND (state = 'building'"
 					  "   OR (state = 'ready' AND version <> (SELECT coalesce(max(version), 0) FROM tenant_mgr.migration)))"
-					  " ORDER BY created_at, object_name LIMIT 1 FOR UPDATE SKIP LOCKED");
+					  " ORDER BY created_at, object_name LIMIT 1 FOR UPDATE SKIP LOCKED",
+					  isolation);
 	if (s != NULL)
-	{
-		tm_spare_build(s);
-		return true;
-	}
-	if (spares > tm_pool_schema)
-		return tm_pool_shrink();
-	if (spares < tm_pool_schema && !failed)
+		return tm_spare_build(s);
+	if (spares > size)
+		return tm_pool_shrink(isolation);
+	if (spares < size && !failed)
 	{
 		tm_xact_begin();
 		tm_catalog_exec("INSERT INTO tenant_mgr.spare (isolation, object_name, owner, state)"
-						" SELECT 'schema', n, n, 'building'"
+						" SELECT $1, n, n, 'building'"
 						"   FROM (SELECT 'tenant_mgr_spare_' || nextval('tenant_mgr.spare_seq') AS n) s"
 						" RETURNING " TM_SPARE_COLUMNS,
-						0, NULL, NULL, NULL, SPI_OK_INSERT_RETURNING);
+						1, types, values, NULL, SPI_OK_INSERT_RETURNING);
 		s = linitial(tm_spares_read());
 		tm_xact_commit();
-		tm_spare_build(s);
-		return true;
+		return tm_spare_build(s);
 	}
 	return false;
+}
+
+/*
+ * For the launcher: one step of pool upkeep, schema spares first.  Returns
+ * true if it did something, so that the launcher comes back at once.
+ */
+bool
+tm_pool_upkeep(void)
+{
+	bool		exists;
+
+	tm_xact_begin();
+	exists = tm_pool_exists();
+	tm_xact_commit();
+	if (!exists)
+		return false;
+	return tm_pool_upkeep_kind(TM_SCHEMA) || tm_pool_upkeep_kind(TM_DATABASE);
 }

@@ -160,7 +160,7 @@ tm_schematenant_create(TmTenant *t, const char *metadata, bool own_role,
 	List	   *steps;
 
 	tm_tenant_lock(t->name);
-	if (own_role && tm_pool_claim_schema(t, migrations, &steps))
+	if (own_role && tm_pool_claim(t, migrations, &steps))
 		;						/* a spare from the warm pool */
 	else if (!tm_schematenant_build_here(t, migrations, own_role, &steps))
 	{
@@ -201,7 +201,7 @@ tm_schematenant_create_job(TmTenant *t, TmJob *job, List *migrations)
 	if (OidIsValid(t->object_oid) && OidIsValid(tm_schema_find(t)))
 		return false;
 	tm_become(job->requester, 0, &saved);
-	built = (job->own_role && tm_pool_claim_schema(t, migrations, &steps)) ||
+	built = (job->own_role && tm_pool_claim(t, migrations, &steps)) ||
 		tm_schematenant_build_here(t, migrations, job->own_role, &steps);
 	tm_restore(&saved);
 	if (built)

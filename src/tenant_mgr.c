@@ -31,6 +31,7 @@ char	   *tm_prefix = NULL;
 char	   *tm_shared_schemas = NULL;
 int			tm_max_workers = 4;
 int			tm_pool_schema = 0;
+int			tm_pool_database = 0;
 int			tm_poll_interval = 10;
 int			tm_job_timeout = 600;
 int			tm_history_retention_days = 0;
@@ -172,6 +173,15 @@ _PG_init(void)
 							"tenant_create claims a spare instead of building a schema tenant; 0 keeps none.",
 							&tm_pool_schema,
 							0, 0, 10000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("tenant_mgr.pool_database",
+							"Number of spare database tenants the launcher keeps built and migrated.",
+							"tenant_create claims a spare instead of creating a database tenant; 0 keeps none.",
+							&tm_pool_database,
+							0, 0, 1000,
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);

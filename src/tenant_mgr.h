@@ -215,6 +215,7 @@ typedef struct TmExecTask
 	bool		resume;			/* RUN_LEAD: an interrupted run goes on */
 	bool		dry_run;		/* MIGRATE: apply, report and roll back */
 	bool		own_role;		/* BUILD_SCHEMA: the owner role is the tenant's own */
+	bool		spare;			/* CREATE_DATABASE: a spare of the pool, no intent */
 	Oid			control_db;		/* MIGRATE in a run: where tenant locks are */
 	int			lock_timeout_ms;	/* for each migration, 0: none */
 	int			statement_timeout_ms;	/* for each migration, 0: none */
@@ -300,7 +301,7 @@ extern void tm_schematenant_attach(TmTenant *t);
 extern void tm_schematenant_drop(TmTenant *t);
 
 /* in pool.c */
-extern bool tm_pool_claim_schema(TmTenant *t, List *migrations, List **steps);
+extern bool tm_pool_claim(TmTenant *t, List *migrations, List **steps);
 extern bool tm_pool_upkeep(void);
 
 /* in build.c */
@@ -310,6 +311,8 @@ extern List *tm_build_schema(TmTenant *t, List *migrations, Oid requester,
 extern void tm_build_remove_orphan(TmIntent *intent);
 
 /* in dbtenant.c */
+extern bool tm_dbtenant_build_spare(TmTenant *t, List *migrations);
+extern bool tm_dbtenant_remove_spare(TmTenant *t);
 extern void tm_dbtenant_create(TmTenant *t, const char *metadata, bool wait);
 extern void tm_dbtenant_build(TmTenant *t, const char *metadata, TmJob *job,
 							  instr_time start);
@@ -600,6 +603,7 @@ extern char *tm_prefix;
 extern char *tm_shared_schemas;
 extern int	tm_max_workers;
 extern int	tm_pool_schema;
+extern int	tm_pool_database;
 extern int	tm_poll_interval;
 extern int	tm_job_timeout;
 extern int	tm_history_retention_days;

@@ -353,14 +353,15 @@ verify(PG_FUNCTION_ARGS)
 	{
 		List	   *spares = NIL;
 
-		tm_catalog_exec("SELECT id::pg_catalog.text, object_name, object_oid, version"
+		tm_catalog_exec("SELECT id::pg_catalog.text, object_name, object_oid, version, isolation"
 						"  FROM tenant_mgr.spare WHERE state = 'ready' ORDER BY object_name",
 						0, NULL, NULL, NULL, SPI_OK_SELECT);
 		for (i = 0; i < SPI_processed; i++)
 		{
 			MemoryContext old = MemoryContextSwitchTo(tm_result_cxt());
 			char	   *object = tm_get_text(i, 2);
-			TmTenant   *t = tm_tenant_make(object, TM_SCHEMA, object, object);
+			TmTenant   *t = tm_tenant_make(object, tm_isolation_parse(tm_get_text(i, 5)),
+										   object, object);
 
 			t->id = tm_get_text(i, 1);
 			t->object_oid = tm_get_oid(i, 3);
@@ -370,7 +371,14 @@ verify(PG_FUNCTION_ARGS)
 			MemoryContextSwitchTo(old);
 		}
 		foreach(lc, spares)
-			tm_verify_schema_tenant(rsinfo, lfirst(lc), migrations);
+		{
+			TmTenant   *t = lfirst(lc);
+
+			if (t->isolation == TM_SCHEMA)
+				tm_verify_schema_tenant(rsinfo, t, migrations);
+			else
+				tm_verify_database_tenant(rsinfo, t, migrations);
+		}
 	}
 
 	/* what aborted requests left and the launcher has not removed yet */
@@ -395,12 +403,15 @@ verify(PG_FUNCTION_ARGS)
 								 "  JOIN pg_catalog.pg_shseclabel l"
 								 "    ON l.objoid = d.oid AND l.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"
 								 "   AND l.provider = 'tenant_mgr'"
-								 " WHERE %s NOT IN (SELECT %s FROM tenant_mgr.tenant)"
+								 " WHERE %s NOT IN (SELECT %s FROM tenant_mgr.tenant%s)"
 								 " ORDER BY 1",
 								 /* by id; before 1.1, by name */
 								 tm_catalog_has_ids() ? "pg_catalog.split_part(l.label, ' ', 3)" :
 								 "pg_catalog.split_part(l.label, ' ', 2)",
-								 tm_catalog_has_ids() ? "tenant_id::pg_catalog.text" : "name"),
+								 tm_catalog_has_ids() ? "tenant_id::pg_catalog.text" : "name",
+								 /* spares of the warm pool are accounted for */
+								 tm_catalog_has_runs() ?
+								 " UNION ALL SELECT id::pg_catalog.text FROM tenant_mgr.spare" : ""),
 						0, NULL, NULL, NULL, SPI_OK_SELECT);
 		for (i = 0; i < SPI_processed; i++)
 			if (!list_member_oid(queued, tm_get_oid(i, 2)))

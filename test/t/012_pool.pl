@@ -188,6 +188,60 @@ is(run_sql(q{SELECT version FROM tenant_mgr.tenant_create('after')}), '4', 'tena
 set_pool(0);
 wait_for(q{SELECT count(*) = 0 FROM tenant_mgr.spare}, 'the failed row to go with the pool');
 
+# --- database spares ---------------------------------------------------------------
+
+run_sql('ALTER SYSTEM SET tenant_mgr.pool_database = 2');
+run_sql('SELECT pg_reload_conf()');
+wait_for(q{SELECT count(*) = 2 FROM tenant_mgr.pool WHERE isolation = 'database' AND state = 'ready' AND version = latest},
+	'two database spares');
+is(run_sql(q{SELECT count(*) FROM pg_database WHERE datname LIKE 'tenant_mgr_spare_%' AND NOT datallowconn IS NULL}),
+	'2', 'their databases exist');
+is(run_sql(q{SELECT count(*) FROM tenant_mgr.tenants WHERE isolation = 'database'}), '0',
+	'and they are no tenants');
+is(run_sql('SELECT count(*) FROM tenant_mgr.verify()'), '0', 'verify() checks them and finds nothing');
+
+$oids = spare_oids();
+is(run_sql(q{SELECT name || ':' || state || ':' || version FROM tenant_mgr.tenant_create('dbp', 'database')}),
+	'dbp:ready:4', 'a database tenant is claimed from the pool');
+ok(came_from_pool('dbp', $oids), 'its database is a spare\'s');
+is(run_sql(q{SELECT d.datname || ':' || pg_get_userbyid(d.datdba) || ':' || (l.label = 'tenant dbp ' || t.tenant_id || ' 4')
+	FROM tenant_mgr.tenant t JOIN pg_database d ON d.oid = t.object_oid
+	JOIN pg_shseclabel l ON l.objoid = d.oid AND l.provider = 'tenant_mgr'
+	WHERE t.name = 'dbp'}), 'tenant_dbp:tenant_dbp:true', 'renamed, owned and labelled as the tenant');
+is($node->safe_psql('tenant_dbp', q{SELECT string_agg(version::text, ',' ORDER BY version) FROM tenant_mgr_ledger}),
+	'1,2,3,4', 'its ledger is complete');
+
+wait_for(q{SELECT count(*) = 2 FROM tenant_mgr.pool WHERE isolation = 'database' AND state = 'ready'},
+	'the database pool to be refilled');
+$oids = spare_oids();
+run_sql(q{BEGIN; SELECT count(*) FROM tenant_mgr.tenant_create('dbrb', 'database'); ROLLBACK;});
+is(spare_oids(), $oids, 'a rolled-back database claim leaves the pool as it was');
+is(run_sql(q{SELECT count(*) FROM pg_database WHERE datname = 'tenant_dbrb'}), '0', 'and no database');
+
+run_sql(q{SELECT count(*) FROM tenant_mgr.tenant_create('dbq', 'database', wait => false)});
+is(run_sql(q{SELECT tenant_mgr.tenant_wait('dbq', '60 s')}), 't', 'a queued database creation finishes');
+ok(came_from_pool('dbq', $oids), 'with a spare');
+
+run_sql('ALTER SYSTEM SET tenant_mgr.pool_database = 0');
+run_sql('SELECT pg_reload_conf()');
+wait_for(q{SELECT count(*) = 0 FROM tenant_mgr.spare}, 'the database pool to be emptied');
+is(run_sql(q{SELECT count(*) FROM pg_database WHERE datname LIKE 'tenant_mgr_spare_%'})
+	  . run_sql(q{SELECT count(*) FROM pg_roles WHERE rolname LIKE 'tenant_mgr_spare_%'}),
+	'00', 'no spare database or role is left');
+run_sql(q{SELECT count(*) FROM tenant_mgr.tenant_create('dbs', 'database')});
+my %dumps;
+foreach my $name ('dbp', 'dbs')
+{
+	my ($stdout, $stderr);
+	IPC::Run::run([ 'pg_dump', '--schema-only', '-d', $node->connstr("tenant_$name") ],
+		'>', \$stdout, '2>', \$stderr) or die "pg_dump failed: $stderr";
+	$stdout =~ s/\btenant_$name\b/tenant_X/g;
+	$stdout =~ s/^--.*$//mg;
+	$stdout =~ s/^\\(un)?restrict .*$//mg;
+	$dumps{$name} = $stdout;
+}
+is($dumps{dbp}, $dumps{dbs}, 'pg_dump of a claimed database tenant equals that of one built from scratch');
+
 is(run_sql('SELECT count(*) FROM tenant_mgr.verify()'), '0', 'verify() finds nothing');
 $node->stop;
 done_testing();
