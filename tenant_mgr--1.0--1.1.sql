@@ -471,3 +471,9 @@ SELECT s.isolation,
 COMMENT ON VIEW tenant_mgr.pool IS
     'spare tenants of the warm pool: ready ones at the latest version are claimed by tenant_create';
 REVOKE ALL ON tenant_mgr.pool FROM PUBLIC;
+
+/*
+ * Job workers claim the oldest runnable job, one claim at a time: with
+ * thousands queued, finding it must not mean reading and sorting them all.
+ */
+CREATE INDEX job_queued_idx ON tenant_mgr.job (id) WHERE state = 'queued';
