@@ -471,3 +471,12 @@ SELECT s.isolation,
 COMMENT ON VIEW tenant_mgr.pool IS
     'spare tenants of the warm pool: ready ones at the latest version are claimed by tenant_create';
 REVOKE ALL ON tenant_mgr.pool FROM PUBLIC;
+
+/*
+ * NULL arguments: these three answered NULL (STRICT) where every other
+ * function refuses NULL with 22004; a NULL reaching them is a mistake that
+ * should not read as "nothing happened".
+ */
+ALTER FUNCTION tenant_mgr.migration_remove(bigint) CALLED ON NULL INPUT;
+ALTER FUNCTION tenant_mgr.migrations_load(text) CALLED ON NULL INPUT;
+ALTER FUNCTION tenant_mgr.tenant_connection(text) CALLED ON NULL INPUT;
