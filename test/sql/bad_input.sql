@@ -39,6 +39,7 @@ SELECT tenant_mgr.migration_add(10, 'tags', 'CREATE TABLE tags (tag text)');
 CREATE ROLE regress_bi_owner;
 CREATE ROLE regress_bi_app;
 CREATE ROLE regress_bi_nobody;
+CREATE ROLE regress_bi_super SUPERUSER;
 GRANT USAGE ON SCHEMA tenant_mgr TO regress_bi_nobody;
 GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean),
                           tenant_mgr.tenant_use(text, boolean),
@@ -66,20 +67,22 @@ BEGIN
     EXECUTE format('CREATE TRIGGER provision %s INSERT OR UPDATE OR DELETE ON %I'
                    ' FOR EACH ROW EXECUTE FUNCTION tenant_mgr.customers_trigger(%s)', timing, tbl, args);
 END $$;
-SELECT pg_temp.bad_trigger('c_unknown_key', 'AFTER', $$'name=slug', 'colour=red'$$);
-SELECT pg_temp.bad_trigger('c_no_name', 'AFTER', $$'isolation=schema'$$);
-SELECT pg_temp.bad_trigger('c_no_equals', 'AFTER', $$'name=slug', 'queued'$$);
-SELECT pg_temp.bad_trigger('c_empty_name', 'AFTER', $$'name='$$);
-SELECT pg_temp.bad_trigger('c_isolation', 'AFTER', $$'name=slug', 'isolation=cluster'$$);
-SELECT pg_temp.bad_trigger('c_mode', 'AFTER', $$'name=slug', 'mode=later'$$);
-SELECT pg_temp.bad_trigger('c_on_delete', 'AFTER', $$'name=slug', 'on_delete=archive'$$);
-SELECT pg_temp.bad_trigger('c_empty_grant', 'AFTER', $$'name=slug', 'grant='$$);
-SELECT pg_temp.bad_trigger('c_no_grantee', 'AFTER', $$'name=slug', 'grant=regress_no_such_role'$$);
-SELECT pg_temp.bad_trigger('c_super_grantee', 'AFTER', format('%L, %L', 'name=slug', 'grant=' || current_user));
-SELECT pg_temp.bad_trigger('c_no_column', 'AFTER', $$'name=no_such_column'$$);
-SELECT pg_temp.bad_trigger('c_twice', 'AFTER', $$'name=slug', 'mode=inline', 'mode=queued'$$);
-SELECT pg_temp.bad_trigger('c_empty_arg', 'AFTER', $$'name=slug', ''$$);
-SELECT pg_temp.bad_trigger('c_before', 'BEFORE', $$'name=slug'$$);
+SELECT count(*) AS bad_triggers FROM (VALUES
+  ('c_unknown_key', 'AFTER', $$'name=slug', 'colour=red'$$),
+  ('c_no_name', 'AFTER', $$'isolation=schema'$$),
+  ('c_no_equals', 'AFTER', $$'name=slug', 'queued'$$),
+  ('c_empty_name', 'AFTER', $$'name='$$),
+  ('c_isolation', 'AFTER', $$'name=slug', 'isolation=cluster'$$),
+  ('c_mode', 'AFTER', $$'name=slug', 'mode=later'$$),
+  ('c_on_delete', 'AFTER', $$'name=slug', 'on_delete=archive'$$),
+  ('c_empty_grant', 'AFTER', $$'name=slug', 'grant='$$),
+  ('c_no_grantee', 'AFTER', $$'name=slug', 'grant=regress_no_such_role'$$),
+  ('c_super_grantee', 'AFTER', $$'name=slug', 'grant=regress_bi_super'$$),
+  ('c_no_column', 'AFTER', $$'name=no_such_column'$$),
+  ('c_twice', 'AFTER', $$'name=slug', 'mode=inline', 'mode=queued'$$),
+  ('c_empty_arg', 'AFTER', $$'name=slug', ''$$),
+  ('c_before', 'BEFORE', $$'name=slug'$$)) AS t(tbl, timing, args),
+  LATERAL pg_temp.bad_trigger(tbl, timing, args);
 CREATE TABLE c_statement (slug text);
 CREATE TRIGGER provision AFTER INSERT ON c_statement
   FOR EACH STATEMENT EXECUTE FUNCTION tenant_mgr.customers_trigger('name=slug');
@@ -166,9 +169,9 @@ SELECT * FROM pg_temp.cases('migration_add',
   'DISCARD ALL', '0A000', $$SELECT tenant_mgr.migration_add(11, 'x', 'DISCARD ALL')$$,
   'CREATE DATABASE', '25001', $$SELECT tenant_mgr.migration_add(11, 'x', 'CREATE DATABASE evil')$$,
   'SET ROLE', '0A000', $$SELECT tenant_mgr.migration_add(11, 'x', 'SET ROLE postgres')$$,
-  'huge body (1.8 MB) ending in COMMIT', '2D000', $$SELECT tenant_mgr.migration_add(11, 'x', repeat('SELECT 1; ', 200000) || 'COMMIT')$$,
-  'huge body (8 MB) of comments only', '22023', $$SELECT tenant_mgr.migration_add(11, 'x', repeat(E'-- padding\n', 800000))$$,
-  'huge body (1.8 MB) with a syntax error at its end', '42601', $$SELECT tenant_mgr.migration_add(11, 'x', repeat('SELECT 1; ', 200000) || 'SELEC 2')$$,
+  'huge body (2 MB) ending in COMMIT', '2D000', $$SELECT tenant_mgr.migration_add(11, 'x', repeat('SELECT 1; ', 200000) || 'COMMIT')$$,
+  'huge body (8.8 MB) of comments only', '22023', $$SELECT tenant_mgr.migration_add(11, 'x', repeat(E'-- padding\n', 800000))$$,
+  'huge body (2 MB) with a syntax error at its end', '42601', $$SELECT tenant_mgr.migration_add(11, 'x', repeat('SELECT 1; ', 200000) || 'SELEC 2')$$,
   'non-transactional: two statements', '22023', $$SELECT tenant_mgr.migration_add(11, 'x', 'VACUUM; VACUUM', transactional => false)$$,
   'non-transactional: CREATE TABLE', '22023', $$SELECT tenant_mgr.migration_add(11, 'x', 'CREATE TABLE t (id int)', transactional => false)$$,
   'non-transactional: unnamed index', '22023', $$SELECT tenant_mgr.migration_add(11, 'x', 'CREATE INDEX CONCURRENTLY ON accounts (name)', transactional => false)$$,
@@ -298,7 +301,7 @@ SELECT * FROM pg_temp.cases('tenant_create (grant_to)',
   'NULL wait', '22004', $$SELECT tenant_mgr.tenant_create('newco', grant_to => 'regress_bi_app', wait => NULL)$$,
   'unknown role (server: regrole)', '42704', $$SELECT tenant_mgr.tenant_create('newco', grant_to => 'regress_no_such_role')$$,
   'role OID 0 (''-''::regrole)', '42704', $$SELECT tenant_mgr.tenant_create('newco', grant_to => '-')$$,
-  'a superuser', '22023', $$SELECT tenant_mgr.tenant_create('newco', grant_to => current_user::regrole)$$,
+  'a superuser', '22023', $$SELECT tenant_mgr.tenant_create('newco', grant_to => 'regress_bi_super')$$,
   'a tenant''s role', '22023', $$SELECT tenant_mgr.tenant_create('newco', grant_to => 'tenant_acme')$$,
   'with owner', '0A000', $$SELECT tenant_mgr.tenant_create('newco', grant_to => 'regress_bi_app', owner => 'regress_bi_owner')$$,
   'bad name', '42602', $$SELECT tenant_mgr.tenant_create('New Co', grant_to => 'regress_bi_app')$$);
@@ -574,7 +577,8 @@ SELECT tenant_mgr.tenant_wait('orphan_schema', '2 minutes') AS schema_built,
        tenant_mgr.tenant_wait('orphan_db', '2 minutes') AS database_built;
 INSERT INTO outcome (fn, input, expect, result)
 SELECT 'queued job', 'requester dropped: ' || action || ' of ' || tenant, '42704', sqlstate || ': ' || message
-  FROM tenant_mgr.jobs WHERE tenant LIKE 'orphan%' ORDER BY id;
+  FROM tenant_mgr.jobs WHERE tenant LIKE 'orphan%' ORDER BY id
+RETURNING input, result;
 SELECT name, isolation, state, last_error FROM tenant_mgr.tenants WHERE name LIKE 'orphan%';
 SELECT (SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tenant_orphan%') AS schemas,
        (SELECT count(*) FROM pg_database WHERE datname LIKE 'tenant_orphan%') AS databases,
@@ -596,3 +600,17 @@ SELECT b.what, b.md5 = a.md5 AS unchanged
 SELECT fn, input, expect, result FROM outcome WHERE left(result, 5) IS DISTINCT FROM expect ORDER BY n;
 SELECT fn, count(*) AS cases FROM outcome GROUP BY fn ORDER BY min(n);
 SELECT count(*) AS bad_inputs FROM outcome;
+
+-- clean up
+DROP VIEW public.acme_accounts;
+DROP TABLE customers, c_unknown_key, c_no_name, c_no_equals, c_empty_name, c_isolation,
+  c_mode, c_on_delete, c_empty_grant, c_no_grantee, c_super_grantee, c_no_column,
+  c_twice, c_empty_arg, c_before, c_statement, c_provisioned;
+SELECT count(*) AS dropped FROM tenant_mgr.tenant t, LATERAL tenant_mgr.tenant_drop(t.name) d;
+SELECT tenant_mgr.tenant_wait('bigco', '2 minutes') AS bigco_dropped;
+SELECT * FROM tenant_mgr.verify();
+DROP EXTENSION tenant_mgr;
+DROP SCHEMA tenant_nspsquat;
+DROP DATABASE tenant_dbsquat;
+DROP OWNED BY regress_bi_nobody;
+DROP ROLE tenant_rolesquat, regress_bi_owner, regress_bi_app, regress_bi_nobody, regress_bi_super;
