@@ -44,7 +44,7 @@ PGFILEDESC = "tenant_mgr - schema- and database-per-tenant management"
 # test/expected/NAME.out; results go to results/ and output_iso/.
 # test/check.sh runs a subset by setting REGRESS, ISOLATION or PROVE_TESTS
 # on the make command line (an empty list skips that suite).
-REGRESS = setup names migrations schema_tenants migrate drop database_tenants triggers security tampering lifecycle runs
+REGRESS = setup names migrations schema_tenants migrate drop database_tenants triggers security tampering lifecycle runs bad_input
 REGRESS_OPTS = --inputdir=test --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
 ISOLATION = tenant_locks customers ledger_lock fleet_locks

@@ -477,3 +477,12 @@ REVOKE ALL ON tenant_mgr.pool FROM PUBLIC;
  * thousands queued, finding it must not mean reading and sorting them all.
  */
 CREATE INDEX job_queued_idx ON tenant_mgr.job (id) WHERE state = 'queued';
+
+/*
+ * NULL arguments: these three answered NULL (STRICT) where every other
+ * function refuses NULL with 22004; a NULL reaching them is a mistake that
+ * should not read as "nothing happened".
+ */
+ALTER FUNCTION tenant_mgr.migration_remove(bigint) CALLED ON NULL INPUT;
+ALTER FUNCTION tenant_mgr.migrations_load(text) CALLED ON NULL INPUT;
+ALTER FUNCTION tenant_mgr.tenant_connection(text) CALLED ON NULL INPUT;

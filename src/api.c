@@ -53,6 +53,28 @@ tm_arg_cstring(FunctionCallInfo fcinfo, int argno, const char *what)
 }
 
 /*
+ * Raises an error if argument argno, one with a default, is NULL: NULL is
+ * not its default, and guessing what it means could do what was not asked.
+ */
+static void
+tm_arg_not_null(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what),
+				 errhint("Leave the argument out to use its default.")));
+}
+
+/* Returns boolean argument argno, one with a default; NULL is an error. */
+static bool
+tm_arg_bool(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	tm_arg_not_null(fcinfo, argno, what);
+	return PG_GETARG_BOOL(argno);
+}
+
+/*
  * Creates a tenant from the arguments of tenant_create: the name first,
  * isolation, owner, metadata and wait from position rest on.  Returns its
  * catalog row.
@@ -64,20 +86,18 @@ tm_create_from_args(FunctionCallInfo fcinfo, int rest, const char *grantee)
 	char	   *isolation = tm_arg_cstring(fcinfo, rest, "isolation");
 	char	   *owner = PG_ARGISNULL(rest + 1) ? NULL :
 		pstrdup(NameStr(*PG_GETARG_NAME(rest + 1)));
-	char	   *metadata = "{}";
-	bool		wait = PG_ARGISNULL(rest + 3) || PG_GETARG_BOOL(rest + 3);
+	char	   *metadata;
+	bool		wait = tm_arg_bool(fcinfo, rest + 3, "wait");
+	Jsonb	   *jb;
 	Datum		result;
 
-	if (!PG_ARGISNULL(rest + 2))
-	{
-		Jsonb	   *jb = PG_GETARG_JSONB_P(rest + 2);
-
-		if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("tenant metadata must be a JSON object")));
-		metadata = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
-	}
+	tm_arg_not_null(fcinfo, rest + 2, "tenant metadata");
+	jb = PG_GETARG_JSONB_P(rest + 2);
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tenant metadata must be a JSON object")));
+	metadata = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
 
 	tm_spi_connect();
 	tm_create(name, isolation, owner, metadata, wait, grantee, false);
@@ -166,18 +186,19 @@ tenant_migrate(PG_FUNCTION_ARGS)
 	memset(&opts, 0, sizeof(opts));
 	opts.has_target = !PG_ARGISNULL(1);
 	opts.target = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
-	opts.stop_on_error = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	opts.stop_on_error = tm_arg_bool(fcinfo, 2, "stop_on_error");
 	opts.wait = true;
 	/* 1.0's tenant_migrate had the first three arguments only */
 	if (PG_NARGS() >= 9)
 	{
-		opts.wait = PG_ARGISNULL(3) || PG_GETARG_BOOL(3);
-		opts.canary = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4);
+		opts.wait = tm_arg_bool(fcinfo, 3, "wait");
+		tm_arg_not_null(fcinfo, 4, "canary");
+		opts.canary = PG_GETARG_INT32(4);
 		opts.names = PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5);
 		opts.pattern = PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6));
 		opts.metadata = PG_ARGISNULL(7) ? NULL :
 			DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(7)));
-		opts.dry_run = !PG_ARGISNULL(8) && PG_GETARG_BOOL(8);
+		opts.dry_run = tm_arg_bool(fcinfo, 8, "dry_run");
 	}
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -274,8 +295,8 @@ Datum
 tenant_drop(PG_FUNCTION_ARGS)
 {
 	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
-	bool		if_exists = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
-	bool		force = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	bool		if_exists = tm_arg_bool(fcinfo, 1, "if_exists");
+	bool		force = tm_arg_bool(fcinfo, 2, "force");
 	bool		dropped;
 
 	tm_spi_connect();
@@ -308,8 +329,8 @@ Datum
 tenant_detach(PG_FUNCTION_ARGS)
 {
 	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
-	bool		if_exists = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
-	bool		force = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	bool		if_exists = tm_arg_bool(fcinfo, 1, "if_exists");
+	bool		force = tm_arg_bool(fcinfo, 2, "force");
 	bool		detached;
 
 	tm_spi_connect();
@@ -372,7 +393,7 @@ Datum
 tenant_use(PG_FUNCTION_ARGS)
 {
 	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
-	bool		is_local = PG_ARGISNULL(1) || PG_GETARG_BOOL(1);
+	bool		is_local = tm_arg_bool(fcinfo, 1, "is_local");
 	TmTenant   *t;
 	char	   *path;
 

@@ -696,6 +696,13 @@ tenant_wait(PG_FUNCTION_ARGS)
 				 errmsg("tenant name must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	timeout = PG_ARGISNULL(1) ? NULL : PG_GETARG_INTERVAL_P(1);
+	if (timeout &&
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(timeout),
+										  IntervalPGetDatum(palloc0(sizeof(Interval))))) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative"),
+				 errhint("Pass NULL to wait without a limit.")));
 	if (tm_queued_in_xact)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

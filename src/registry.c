@@ -654,10 +654,18 @@ migration_add(PG_FUNCTION_ARGS)
 Datum
 migration_remove(PG_FUNCTION_ARGS)
 {
-	int64		version = PG_GETARG_INT64(0);
+	int64		version;
 	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(version)};
+	Datum		values[1];
 	int64		applied;
+
+	/* 1.0 declared it STRICT; 1.1 refuses NULL like every other function */
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("version must not be null")));
+	version = PG_GETARG_INT64(0);
+	values[0] = Int64GetDatum(version);
 
 	tm_spi_connect();
 	tm_lock_registry();
@@ -1004,12 +1012,18 @@ tm_scan_directory(const char *dir)
 Datum
 migrations_load(PG_FUNCTION_ARGS)
 {
-	char	   *dir = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *dir;
 	List	   *files;
 	ListCell   *lc;
 	int64		latest;
 	int			added = 0;
 
+	/* 1.0 declared it STRICT; 1.1 refuses NULL like every other function */
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("directory must not be null")));
+	dir = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

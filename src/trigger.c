@@ -48,6 +48,7 @@ static void
 tm_trigger_config(Trigger *trigger, Relation rel, TmTriggerConfig *cfg)
 {
 	int			i;
+	int			j;
 
 	cfg->column = NULL;
 	cfg->isolation = "schema";
@@ -66,6 +67,16 @@ tm_trigger_config(Trigger *trigger, Relation rel, TmTriggerConfig *cfg)
 			goto invalid;
 		key = pnstrdup(arg, eq - arg);
 		value = eq + 1;
+		/* the arguments before this one are valid, so each has its "=" */
+		for (j = 0; j < i; j++)
+		{
+			if (strncmp(trigger->tgargs[j], arg, eq - arg + 1) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid argument \"%s\" of trigger \"%s\" on table \"%s\"",
+								arg, trigger->tgname, RelationGetRelationName(rel)),
+						 errdetail("Argument \"%s\" is given more than once.", key)));
+		}
 		if (strcmp(key, "name") == 0 && *value)
 			cfg->column = value;
 		else if (strcmp(key, "isolation") == 0 &&
