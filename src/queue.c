@@ -256,13 +256,17 @@ tm_jobs_requeue_interrupted(void)
 
 /*
  * What makes a queued job j runnable now: it is due, and no job of its
- * tenant runs or was queued before it (a tenant's jobs run in order).
+ * tenant runs or was queued before it (a tenant's jobs run in order).  The
+ * OFFSET 0 keeps that test a subplan run for each candidate, in id order,
+ * through the index on (tenant, id): usually the first candidate passes,
+ * where an anti-join would read every job of every tenant for each claim.
  */
 #define TM_JOB_RUNNABLE \
 	"j.state = 'queued' AND j.not_before <= now()" \
 	" AND NOT EXISTS (SELECT 1 FROM tenant_mgr.job r" \
 	"                  WHERE r.tenant = j.tenant AND r.id <> j.id" \
-	"                    AND (r.state = 'running' OR (r.state = 'queued' AND r.id < j.id)))"
+	"                    AND (r.state = 'running' OR (r.state = 'queued' AND r.id < j.id))" \
+	"                  OFFSET 0)"
 
 /* How many jobs are runnable now, counting up to limit. */
 int
