@@ -474,9 +474,12 @@ REVOKE ALL ON tenant_mgr.pool FROM PUBLIC;
 
 /*
  * Job workers claim the oldest runnable job, one claim at a time: with
- * thousands queued, finding it must not mean reading and sorting them all.
+ * thousands queued, finding it must not mean reading and sorting them all,
+ * nor every job of the tenant (queue.c, TM_JOB_RUNNABLE).
  */
 CREATE INDEX job_queued_idx ON tenant_mgr.job (id) WHERE state = 'queued';
+CREATE INDEX job_pending_idx ON tenant_mgr.job (tenant, id)
+    WHERE state IN ('queued', 'running');
 
 /*
  * NULL arguments: these three answered NULL (STRICT) where every other

@@ -256,17 +256,16 @@ tm_jobs_requeue_interrupted(void)
 
 /*
  * What makes a queued job j runnable now: it is due, and no job of its
- * tenant runs or was queued before it (a tenant's jobs run in order).  The
- * OFFSET 0 keeps that test a subplan run for each candidate, in id order,
- * through the index on (tenant, id): usually the first candidate passes,
- * where an anti-join would read every job of every tenant for each claim.
+ * tenant runs or was queued before it (a tenant's jobs run in order).
+ * Written so that the test reads the index of pending jobs by tenant
+ * (job_pending_idx), the candidates coming in id order from job_queued_idx:
+ * a claim reads a few index entries however long the queue.
  */
 #define TM_JOB_RUNNABLE \
 	"j.state = 'queued' AND j.not_before <= now()" \
 	" AND NOT EXISTS (SELECT 1 FROM tenant_mgr.job r" \
-	"                  WHERE r.tenant = j.tenant AND r.id <> j.id" \
-	"                    AND (r.state = 'running' OR (r.state = 'queued' AND r.id < j.id))" \
-	"                  OFFSET 0)"
+	"                  WHERE r.tenant = j.tenant AND r.state IN ('queued', 'running')" \
+	"                    AND (r.state = 'running' OR r.id < j.id))"
 
 /* How many jobs are runnable now, counting up to limit. */
 int
