@@ -91,15 +91,15 @@ tm_jobs_create_schema(TmJob *job, TmTenant *t)
 }
 
 /*
- * True if the role that queued the job still exists and may still ask for
- * it (EXECUTE on the function that queues such work); otherwise the job
- * fails, changing nothing.
+ * True if the role that queued a create still exists and may still ask
+ * for it (EXECUTE on the function that queues such work); otherwise the
+ * job fails, changing nothing.
  */
 static bool
 tm_job_allowed(TmJob *job)
 {
 	ErrorData	denied;
-	const char *function = job->action == TM_JOB_CREATE ? TM_FN_CREATE : TM_FN_DROP;
+	const char *function = TM_FN_CREATE;
 	bool		allowed;
 
 	memset(&denied, 0, sizeof(denied));
@@ -156,10 +156,17 @@ tm_job_run(TmJob *job)
 									job->id,
 									job->action == TM_JOB_CREATE ? "create" : "drop",
 									job->tenant));
-	if (!tm_job_allowed(job))
-		return;
+	/*
+	 * A drop was decided by a transaction that committed: the tenant left
+	 * the catalog and its database was closed and renamed then.  The job
+	 * only removes what nobody can reach any more, so it is finished even
+	 * when its requester is gone or lost its rights since: failing it
+	 * would leave an orphan that no call removes.
+	 */
 	if (job->action == TM_JOB_DROP)
 		tm_dbtenant_remove(job);
+	else if (!tm_job_allowed(job))
+		return;
 	else
 	{
 		TmTenant   *t = tm_job_tenant(job);

@@ -36,7 +36,7 @@ run_sql(q{SELECT tenant_mgr.migration_add(1, 'accounts',
 # tenant "slow" waits in its second migration while a session holds 4242
 run_sql(q{SELECT tenant_mgr.migration_add(2, 'gate',
 	$$DO $b$ BEGIN
-	    IF current_schema() = 'tenant_slow' THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;
+	    IF current_schema() IN ('tenant_slow', 'tenant_slow2') THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;
 	  END $b$;
 	  ALTER TABLE accounts ADD COLUMN plan text$$)});
 
@@ -105,6 +105,38 @@ wait_for(q{SELECT count(*) = 0 FROM pg_database WHERE datname ~ '^tenant_mgr_dro
 	'the queued drops');
 is(run_sql(q{SELECT count(*) FROM pg_roles WHERE rolname ~ '^tenant_d[0-9]$'}),
 	'0', 'the owner roles of the dropped database tenants are gone');
+
+# --- a queued drop outlives its requester ------------------------------------------
+
+# one job worker, kept busy by a gated create, so that the drop stays queued
+run_sql(q{ALTER SYSTEM SET tenant_mgr.max_workers = 1});
+run_sql(q{SELECT pg_reload_conf()});
+run_sql(q{CREATE ROLE regress_leaver LOGIN;
+	GRANT USAGE ON SCHEMA tenant_mgr TO regress_leaver;
+	GRANT EXECUTE ON FUNCTION tenant_mgr.tenant_create(text, text, name, jsonb, boolean),
+	  tenant_mgr.tenant_drop(text, boolean, boolean) TO regress_leaver});
+$node->safe_psql('postgres', q{SELECT count(*) FROM tenant_mgr.tenant_create('gone', 'database')},
+	extra_params => [ '-U', 'regress_leaver' ]);
+$gate = $node->background_psql('postgres');
+$gate->query_safe('SELECT pg_advisory_lock(4242)');
+run_sql(q{SELECT count(*) FROM tenant_mgr.tenant_create('slow2', wait => false)});
+wait_for(q{SELECT count(*) = 1 FROM tenant_mgr.job WHERE tenant = 'slow2' AND state = 'running'},
+	'the gated create to hold the worker');
+$node->safe_psql('postgres', q{SELECT tenant_mgr.tenant_drop('gone')},
+	extra_params => [ '-U', 'regress_leaver' ]);
+is(run_sql(q{SELECT state FROM tenant_mgr.job WHERE tenant = 'gone' AND action = 'drop'}), 'queued',
+	'the drop is queued behind the busy worker');
+run_sql(q{DROP OWNED BY regress_leaver; DROP ROLE regress_leaver});
+$gate->query_safe('SELECT pg_advisory_unlock(4242)');
+$gate->quit;
+is(run_sql(q{SELECT tenant_mgr.tenant_wait('gone', '120 s')}), 't',
+	'the drop job of a requester dropped meanwhile finishes');
+is(run_sql(q{SELECT count(*) FROM pg_database WHERE datname = 'tenant_gone' OR datname LIKE 'tenant_mgr_drop_%'})
+	  . run_sql(q{SELECT count(*) FROM pg_roles WHERE rolname LIKE 'tenant_gone%'}),
+	'00', 'and leaves no database and no role');
+run_sql(q{ALTER SYSTEM RESET tenant_mgr.max_workers});
+run_sql(q{SELECT pg_reload_conf()});
+is(run_sql(q{SELECT tenant_mgr.tenant_wait('slow2', '60 s')}), 't', 'the gated create finishes too');
 
 # --- in the end ----------------------------------------------------------------
 
