@@ -382,6 +382,7 @@ tm_exec_for_job(TmExecRun *run, TmJob *job)
 			 errhint("Raise max_worker_processes (now %d).", max_worker_processes)));
 	tm_job_requeue(job, Min(job->attempts, 10));
 	job->requeued = true;
+	tm_slots_short();
 	return false;
 }
 

@@ -9,8 +9,10 @@
  * goes on until nothing is runnable, then exits: a worker start costs more
  * than a schema tenant's creation, so each worker takes many jobs.  The
  * launcher keeps up to tenant_mgr.max_workers of them going while jobs are
- * runnable; only when no worker can be started at all does it run a job
- * itself, so that queued work goes on with every worker slot taken.
+ * runnable.  When no worker can be started at all, or a job lately found no
+ * slot for its executor (a worker would only take that slot), the launcher
+ * runs jobs itself, one at a time, so that queued work goes on with few
+ * worker slots.
  *
  * A runner holds its job's session lock from the claim to the end of the
  * job: a job left "running" whose lock is free lost its runner (killed, or
@@ -346,6 +348,13 @@ tm_jobs_dispatch(void)
 	runnable = tm_jobs_runnable(tm_max_workers);
 	if (runnable == 0)
 		return TM_QUEUE_EMPTY;
+
+	/*
+	 * Slots are short: a job worker would take the slot its executor needs,
+	 * so the launcher runs jobs itself, one at a time, as long as that lasts.
+	 */
+	if (tm_slots_short_within(10000))
+		return tm_jobs_run_one();
 
 	/* a worker per runnable job, up to max_workers, those alive included */
 	for (int i = live; i < Min(runnable, tm_max_workers); i++)

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *		The little shared memory tenant_mgr needs: where the launcher is.
+ *		The little shared memory tenant_mgr needs: where the launcher is,
+ *		and when a job last went back to the queue for want of a worker slot.
  *
  * Backends set the launcher's latch when they commit queued work or abort
  * a transaction that asked for a database; everything else (jobs, intents,
@@ -20,6 +21,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/timestamp.h"
 
 #include "tenant_mgr.h"
 
@@ -28,6 +30,7 @@ typedef struct TmSharedState
 	slock_t		mutex;
 	int			launcher_procno;	/* -1 when no launcher runs */
 	pid_t		launcher_pid;
+	TimestampTz slots_short_at; /* a job found no worker slot, or 0 */
 } TmSharedState;
 
 static TmSharedState *tm_state = NULL;
@@ -57,6 +60,7 @@ tm_shmem_startup(void)
 		SpinLockInit(&tm_state->mutex);
 		tm_state->launcher_procno = -1;
 		tm_state->launcher_pid = 0;
+		tm_state->slots_short_at = 0;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -127,4 +131,29 @@ tm_wake_launcher(void)
 	SpinLockRelease(&tm_state->mutex);
 	if (procno >= 0)
 		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+/* Records that a job just went back to the queue for want of a worker slot. */
+void
+tm_slots_short(void)
+{
+	if (tm_state == NULL)
+		return;
+	SpinLockAcquire(&tm_state->mutex);
+	tm_state->slots_short_at = GetCurrentTimestamp();
+	SpinLockRelease(&tm_state->mutex);
+}
+
+/* True if a job found no worker slot within the last ms milliseconds. */
+bool
+tm_slots_short_within(int ms)
+{
+	TimestampTz at;
+
+	if (tm_state == NULL)
+		return false;
+	SpinLockAcquire(&tm_state->mutex);
+	at = tm_state->slots_short_at;
+	SpinLockRelease(&tm_state->mutex);
+	return at != 0 && !TimestampDifferenceExceeds(at, GetCurrentTimestamp(), ms);
 }

@@ -510,6 +510,8 @@ extern bool tm_preloaded(void);
 extern bool tm_launcher_register(void);
 extern void tm_launcher_unregister(int code, Datum arg);
 extern void tm_wake_launcher(void);
+extern void tm_slots_short(void);
+extern bool tm_slots_short_within(int ms);
 
 
 /*
