@@ -14,6 +14,7 @@ OBJS = \
 	src/schematenant.o \
 	src/build.o \
 	src/dbtenant.o \
+	src/template.o \
 	src/roles.o \
 	src/marker.o \
 	src/names.o \
