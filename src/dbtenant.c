@@ -114,8 +114,13 @@ tm_dbtenant_build(TmTenant *t, const char *metadata, TmJob *job,
 	if (!tm_dbtenant_exec(create, job))
 		return;
 
-	migrate = tm_exec_prepare(clone ? TM_EXEC_TEMPLATE_ADOPT : TM_EXEC_MIGRATE,
-							  create->task->result_oid, t, migrations);
+	/*
+	 * TEMPLATE_ADOPT is MIGRATE after taking over a copy of the template, if
+	 * the database is one: also for a job resuming a copy made before the
+	 * setting went off.
+	 */
+	migrate = tm_exec_prepare(TM_EXEC_TEMPLATE_ADOPT, create->task->result_oid,
+							  t, migrations);
 	if (job == NULL)
 	{
 		tm_exec_run(migrate);

@@ -515,16 +515,23 @@ tm_template_needs_work(char **state)
 		*state = "";
 		return false;
 	}
+	if (!tm_database_template)
+	{
+		/* only something to drop: no need to read the registry */
+		*state = "off";
+		roleid = tm_template_role(&foreign);
+		return OidIsValid(tm_template_find(NULL, NULL)) || OidIsValid(roleid) ||
+			(OidIsValid(tm_template_unlabelled(roleid, &ours)) && ours);
+	}
 	migrations = tm_migration_list();
-	*state = psprintf("%d " INT64_FORMAT " %s", (int) tm_database_template,
-					  tm_template_latest(migrations),
+	*state = psprintf("on " INT64_FORMAT " %s", tm_template_latest(migrations),
 					  tm_template_digest(migrations, PG_INT64_MAX));
 	roleid = tm_template_role(&foreign);
 	dboid = tm_template_find(&version, &digest);
 	if (!OidIsValid(dboid) &&
 		OidIsValid(tm_template_unlabelled(roleid, &ours)) && !ours)
 		foreign = true;
-	if (foreign && tm_database_template && !OidIsValid(dboid))
+	if (foreign && !OidIsValid(dboid))
 	{
 		if (!tm_warned_foreign)
 			ereport(WARNING,
@@ -535,9 +542,6 @@ tm_template_needs_work(char **state)
 		return false;
 	}
 	tm_warned_foreign = false;
-	if (!tm_database_template)
-		return OidIsValid(dboid) || OidIsValid(roleid) ||
-			OidIsValid(tm_template_unlabelled(roleid, &ours));
 	return !OidIsValid(dboid) || version != tm_template_latest(migrations) ||
 		!tm_template_matches(migrations, version, digest);
 }
