@@ -15,6 +15,7 @@ OBJS = \
 	src/build.o \
 	src/pool.o \
 	src/dbtenant.o \
+	src/template.o \
 	src/roles.o \
 	src/marker.o \
 	src/names.o \

@@ -6,9 +6,10 @@
  *
  * Build (tm_dbtenant_build), the same for a caller and for a queued job: an
  * executor in the control database commits an intent, creates the owner
- * role and the database; a second executor, connected to the new database,
- * writes the ledger and applies the migrations, each in a transaction of
- * its own.  A caller then records the tenant and deletes the intent in its
+ * role and the database (with tenant_mgr.database_template, a copy of the
+ * template database: template.c); a second executor, connected to the new
+ * database, writes the ledger (or takes over the copy's) and applies the
+ * migrations, each in a transaction of its own.  A caller then records the tenant and deletes the intent in its
  * own transaction; if that aborts, the intent survives it and the launcher
  * removes the orphan.  For a job, the launcher records the result itself;
  * a job interrupted by a crash runs again from the start, and every
@@ -131,16 +132,20 @@ tm_dbtenant_build(TmTenant *t, const char *metadata, TmJob *job,
 	List	   *migrations;
 	TmExecRun  *create;
 	TmExecRun  *migrate;
+	bool		clone;
 
 	if (job && tm_dbtenant_claim_for_job(t, job))
 		return;
 	if (job)
 		tm_xact_begin();
 	migrations = tm_migration_list();
+	clone = tm_template_wanted();
 	if (job)
 		tm_xact_commit();
 
-	create = tm_exec_prepare(TM_EXEC_CREATE_DATABASE, MyDatabaseId, t, NIL);
+	/* a clone of the template, handed to its owner, then what is pending */
+	create = tm_exec_prepare(clone ? TM_EXEC_CLONE_DATABASE : TM_EXEC_CREATE_DATABASE,
+							 MyDatabaseId, t, clone ? migrations : NIL);
 	if (job == NULL)
 	{
 		/* the intent names this transaction: if it aborts, the orphan goes */
@@ -150,8 +155,13 @@ tm_dbtenant_build(TmTenant *t, const char *metadata, TmJob *job,
 	if (!tm_dbtenant_exec(create, job))
 		return;
 
-	migrate = tm_exec_prepare(TM_EXEC_MIGRATE, create->task->result_oid, t,
-							  migrations);
+	/*
+	 * TEMPLATE_ADOPT is MIGRATE after taking over a copy of the template, if
+	 * the database is one: also for a job resuming a copy made before the
+	 * setting went off.
+	 */
+	migrate = tm_exec_prepare(TM_EXEC_TEMPLATE_ADOPT, create->task->result_oid,
+							  t, migrations);
 	if (job == NULL)
 	{
 		tm_exec_run(migrate);

@@ -91,7 +91,8 @@ tm_task_tenant(TmExecTask *task)
  * CREATE_DATABASE, in the control database: an intent row first, then the
  * owner role (which the requester may act as), the database (top-level)
  * and its marks, as the extension's owner.  Resumes whatever an earlier run
- * of the same job left.
+ * of the same job left.  CLONE_DATABASE copies the template database
+ * instead, when it can (template.c).
  */
 static void
 tm_exec_create_database(TmExecTask *task)
@@ -131,8 +132,10 @@ tm_exec_create_database(TmExecTask *task)
 		tm_xact_commit();
 	}
 
-	/* 3. the database, top-level */
-	if (!OidIsValid(dboid))
+	/* 3. the database, top-level: a copy of the template, or from scratch */
+	if (!OidIsValid(dboid) &&
+		!(task->action == TM_EXEC_CLONE_DATABASE &&
+		  tm_template_clone(task, ext_owner)))
 		tm_utility_toplevel(psprintf("CREATE DATABASE %s OWNER %s",
 									 quote_identifier(task->object_name),
 									 quote_identifier(task->owner)),
@@ -448,6 +451,17 @@ tm_executor_main(Datum arg)
 			break;
 		case TM_EXEC_BUILD_SCHEMA:
 			tm_exec_build_schema(tm_task);
+			break;
+		case TM_EXEC_CLONE_DATABASE:
+			tm_exec_create_database(tm_task);
+			break;
+		case TM_EXEC_TEMPLATE_ADOPT:
+			tm_template_adopt(tm_task);
+			tm_exec_migrate(tm_task);
+			break;
+		case TM_EXEC_TEMPLATE_MIGRATE:
+			tm_template_prepare(tm_task);
+			tm_exec_migrate(tm_task);
 			break;
 	}
 	pg_write_barrier();

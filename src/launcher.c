@@ -6,8 +6,10 @@
  *
  * Each iteration: remove the orphans of aborted requests (intents whose
  * transaction or job is over without a tenant to show for it), give a new
- * leader to fleet runs a crash left without one (run.c), then requeue jobs
- * whose runner died and start job workers for the runnable ones (jobs.c).
+ * leader to fleet runs a crash left without one (run.c), start a maintainer
+ * of the template database when it needs one (template.c), then requeue
+ * jobs whose runner died and start job workers for the runnable ones
+ * (jobs.c).
  * It sleeps on its latch, which backends set when they commit queued work
  * and job workers set as they exit, until the next requeued job is due or
  * tenant_mgr.poll_interval at most.  At start it corrects the catalog's
@@ -232,6 +234,7 @@ tm_launcher_main(Datum arg pg_attribute_unused())
 				tm_reconcile_intents();
 				tm_runs_resume();
 				tm_history_prune_due();
+				tm_template_tend();
 				look = tm_jobs_dispatch();
 				/* spares only once queued work has what it needs */
 				if (look == TM_QUEUE_EMPTY && tm_pool_upkeep())

@@ -81,7 +81,9 @@ static const struct
 
 static char *tm_ledger_columns_problem(Oid relid, int natts);
 static char *tm_ledger_indexes_problem(Oid relid);
-static void tm_ledger_set_label_version(const TmTenant *t, int64 version);
+static void tm_ledger_set_label_version(const TmTenant *t,
+										const TmMigration *m, bool up,
+										int64 version);
 
 /*
  * True if system catalog catalogid has a row whose column attnum, the first
@@ -361,7 +363,23 @@ tm_ledger_write(const TmTenant *t, const TmMigration *m, bool up, double ms)
 								   tm_ledger_name(t)),
 						  1, types, values, true);
 	}
-	tm_ledger_set_label_version(t, up ? m->version : tm_get_int64(0, 1));
+	tm_ledger_set_label_version(t, m, up, up ? m->version : tm_get_int64(0, 1));
+}
+
+/*
+ * In a new clone of the template database (template.c), once its objects
+ * are the tenant's: the rows say that the tenant's owner applied them, as
+ * in a tenant built from scratch.  They keep when they were applied.
+ */
+void
+tm_ledger_take_over(const TmTenant *t)
+{
+	tm_ledger_require(t);
+	tm_sql_restricted(get_role_oid(t->owner, false), TM_LEDGER_SEARCH_PATH,
+					  TM_LEDGER_LOCK_TIMEOUT,
+					  psprintf("UPDATE ONLY %s SET applied_by = CURRENT_USER",
+							   tm_ledger_name(t)),
+					  0, NULL, NULL, false);
 }
 
 /*
@@ -385,16 +403,25 @@ tm_ledger_holder(const TmTenant *t, Oid *classid, Oid *objid)
 
 /*
  * Records version as the latest of t's ledger in the label of the schema or
- * database holding it, in the current transaction: with the ledger row.
+ * database holding it, in the current transaction: with the ledger row of
+ * m (applied if up).  The template database's label also chains m into
+ * its digest (template.c).
  */
 static void
-tm_ledger_set_label_version(const TmTenant *t, int64 version)
+tm_ledger_set_label_version(const TmTenant *t, const TmMigration *m, bool up,
+							int64 version)
 {
 	Oid			classid;
 	Oid			objid;
+	char	   *digest;
 
 	tm_ledger_holder(t, &classid, &objid);
-	tm_label_set_version(classid, objid, t, version);
+	if (classid == DatabaseRelationId &&
+		tm_template_labelled(classid, objid, NULL, &digest))
+		tm_template_mark(classid, objid, version,
+						 tm_template_digest_step(digest, m, up));
+	else
+		tm_label_set_version(classid, objid, t, version);
 }
 
 /*

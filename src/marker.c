@@ -20,6 +20,11 @@
  * Recorded OIDs are a fast path, always checked against the label.  A
  * schema must also still hold its ledger to be used as a tenant.
  *
+ * The template database (template.c) and its role carry labels of a kind
+ * of their own, never a tenant's: "template <version> <digest>" on the
+ * database, where the version and the digest of its ledger are rewritten
+ * with every ledger row, and "template" on the role owning what is inside.
+ *
  * The comment "tenant_mgr tenant <name>" (or "tenant_mgr login <name>")
  * stays on every object for people reading \dn+ or \l+; nothing relies on
  * it.
@@ -110,6 +115,59 @@ tm_label_parse(const char *label, bool *login, char **name, char **id,
 }
 
 /*
+ * Splits a template label, "template" (its role) or "template <version>
+ * <digest>" (its database), where digest is TM_TEMPLATE_DIGEST_LEN
+ * lower-case hex digits.  *database says which; *version is -1 for the
+ * role.  Returns false for anything else.
+ */
+static bool
+tm_template_label_parse(const char *label, bool *database, int64 *version,
+						char **digest)
+{
+	char	   *copy;
+	char	   *fields[3];
+	int			n = 0;
+	char	   *tok;
+	char	   *save;
+
+	if (label == NULL)
+		return false;
+	if (strcmp(label, "template") == 0)
+	{
+		if (database)
+			*database = false;
+		if (version)
+			*version = -1;
+		if (digest)
+			*digest = NULL;
+		return true;
+	}
+	copy = pstrdup(label);
+	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+	{
+		if (n == lengthof(fields))
+			return false;
+		fields[n++] = tok;
+	}
+	if (n != 3 || strcmp(fields[0], "template") != 0 ||
+		strstr(label, "  ") != NULL || label[strlen(label) - 1] == ' ')
+		return false;
+	if (strspn(fields[1], "0123456789") != strlen(fields[1]) ||
+		strlen(fields[1]) > 18)
+		return false;
+	if (strlen(fields[2]) != TM_TEMPLATE_DIGEST_LEN ||
+		strspn(fields[2], "0123456789abcdef") != TM_TEMPLATE_DIGEST_LEN)
+		return false;
+	if (database)
+		*database = true;
+	if (version)
+		*version = strtoi64(fields[1], NULL, 10);
+	if (digest)
+		*digest = fields[2];
+	return true;
+}
+
+/*
  * The label provider's check: only superusers may set or remove a label of
  * provider tenant_mgr by SQL (restores do; tenant_mgr itself sets labels
  * without SQL), and only one of the form tenant_mgr writes.
@@ -124,12 +182,13 @@ tm_label_check(const ObjectAddress *object pg_attribute_unused(),
 				 errmsg("permission denied to set a security label of provider \"%s\"",
 						TM_LABEL_PROVIDER),
 				 errdetail("These labels say which tenant an object belongs to; only tenant_mgr sets them.")));
-	if (seclabel != NULL && !tm_label_parse(seclabel, NULL, NULL, NULL, NULL))
+	if (seclabel != NULL && !tm_label_parse(seclabel, NULL, NULL, NULL, NULL) &&
+		!tm_template_label_parse(seclabel, NULL, NULL, NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid security label \"%s\" for provider \"%s\"",
 						seclabel, TM_LABEL_PROVIDER),
-				 errhint("Labels read \"tenant <name> <id>\", \"tenant <name> <id> <version>\" or \"login <name> <id>\".")));
+				 errhint("Labels read \"tenant <name> <id>\", \"tenant <name> <id> <version>\", \"login <name> <id>\", \"template\" or \"template <version> <digest>\".")));
 }
 
 /* Registers the label provider; called from _PG_init. */
@@ -393,10 +452,11 @@ tm_label_id(Oid classid, Oid objid)
 int64
 tm_label_version(Oid classid, Oid objid)
 {
+	char	   *label = tm_object_label(classid, objid);
 	int64		version;
 
-	if (!tm_label_parse(tm_object_label(classid, objid), NULL, NULL, NULL,
-						&version))
+	if (!tm_label_parse(label, NULL, NULL, NULL, &version) &&
+		!tm_template_label_parse(label, NULL, &version, NULL))
 		return -1;
 	return version;
 }
@@ -496,4 +556,86 @@ tm_rename_object(const char *kind, const char *old_name, const char *new_name,
 		CommandCounterIncrement();
 		tm_mark(kind, new_name, t, login);
 	}
+}
+
+
+/*
+ * True if object (classid, objid) carries a template label: the template
+ * database's (then *version and *digest are set, unless NULL) or its
+ * role's.
+ */
+bool
+tm_template_labelled(Oid classid, Oid objid, int64 *version, char **digest)
+{
+	bool		database;
+	int64		v;
+	char	   *d;
+
+	if (!tm_template_label_parse(tm_object_label(classid, objid), &database,
+								 &v, &d))
+		return false;
+	if (database != (classid == DatabaseRelationId))
+		return false;
+	if (version)
+		*version = v;
+	if (digest)
+		*digest = d ? pstrdup(d) : NULL;
+	return true;
+}
+
+/*
+ * Returns the OID of the database carrying the template label, setting
+ * *version and *digest from it, or InvalidOid.  Found by a scan of
+ * pg_shseclabel, never by name: a database merely named like the template
+ * is never used.  Of several (none is ever made), the lowest OID.
+ */
+Oid
+tm_template_find(int64 *version, char **digest)
+{
+	Relation	rel = table_open(SharedSecLabelRelationId, AccessShareLock);
+	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	HeapTuple	tup;
+	Oid			found = InvalidOid;
+
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_shseclabel form = (Form_pg_shseclabel) GETSTRUCT(tup);
+		bool		isnull;
+		char	   *provider;
+		char	   *objlabel;
+
+		if (form->classoid != DatabaseRelationId ||
+			(OidIsValid(found) && form->objoid > found))
+			continue;
+		provider = TextDatumGetCString(heap_getattr(tup, Anum_pg_shseclabel_provider,
+													RelationGetDescr(rel), &isnull));
+		objlabel = TextDatumGetCString(heap_getattr(tup, Anum_pg_shseclabel_label,
+													RelationGetDescr(rel), &isnull));
+		if (strcmp(provider, TM_LABEL_PROVIDER) == 0 &&
+			strncmp(objlabel, "template ", 9) == 0 &&
+			get_database_name(form->objoid) != NULL &&
+			tm_template_labelled(DatabaseRelationId, form->objoid, version, digest))
+			found = form->objoid;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Labels the template database (classid DatabaseRelationId) with its
+ * ledger's version and digest, or its role (version -1, digest NULL), in
+ * the current transaction.
+ */
+void
+tm_template_mark(Oid classid, Oid objid, int64 version, const char *digest)
+{
+	ObjectAddress addr;
+
+	addr.classId = classid;
+	addr.objectId = objid;
+	addr.objectSubId = 0;
+	SetSecurityLabel(&addr, TM_LABEL_PROVIDER,
+					 version < 0 ? "template" :
+					 psprintf("template " INT64_FORMAT " %s", version, digest));
 }

@@ -602,6 +602,9 @@ tm_register_insert(int64 version, const char *name, const char *up_sql,
 					" (version, name, up_sql, down_sql, transactional, checksum, registered_by)"
 					" VALUES ($1, $2, $3, $4, $5, $6, $7::name)",
 					7, types, values, nulls, SPI_OK_INSERT);
+	/* the template database follows the registry (template.c) */
+	if (tm_database_template)
+		tm_wake_at_commit();
 }
 
 static void
@@ -690,6 +693,9 @@ migration_remove(PG_FUNCTION_ARGS)
 						 version - 1)));
 	tm_catalog_exec("DELETE FROM tenant_mgr.migration WHERE version = $1",
 					1, types, values, NULL, SPI_OK_DELETE);
+	/* the template database follows the registry (template.c) */
+	if (tm_database_template)
+		tm_wake_at_commit();
 	tm_spi_finish();
 	PG_RETURN_BOOL(true);
 }

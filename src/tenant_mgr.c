@@ -38,6 +38,14 @@ int			tm_history_retention_days = 0;
 int			tm_lock_timeout = 5000;
 int			tm_lock_retries = 3;
 int			tm_statement_timeout = 0;
+bool		tm_database_template = false;
+int			tm_template_strategy = TM_STRATEGY_WAL_LOG;
+
+static const struct config_enum_entry tm_strategy_options[] = {
+	{"wal_log", TM_STRATEGY_WAL_LOG, false},
+	{"file_copy", TM_STRATEGY_FILE_COPY, false},
+	{NULL, 0, false}
+};
 
 /*
  * The prefix becomes part of every object name, so it obeys the tenant name
@@ -239,6 +247,25 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("tenant_mgr.database_template",
+							 "Creates database tenants as copies of a template database kept at the latest migration.",
+							 "The launcher keeps database tenant_mgr_template; off drops it.",
+							 &tm_database_template,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("tenant_mgr.template_strategy",
+							 "STRATEGY of the CREATE DATABASE that copies the template database.",
+							 NULL,
+							 &tm_template_strategy,
+							 TM_STRATEGY_WAL_LOG,
+							 tm_strategy_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("tenant_mgr");
 

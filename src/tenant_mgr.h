@@ -7,7 +7,8 @@
  * sections follow the layout of src/ (see the README's file table):
  *
  *	caller path			api.c, tenantops.c, trigger.c, import.c
- *	tenant kinds		schematenant.c, dbtenant.c, roles.c, marker.c, names.c
+ *	tenant kinds		schematenant.c, dbtenant.c, template.c, roles.c, marker.c,
+ *						names.c
  *	migration engine	registry.c, ledger.c, migrate.c, fleet.c
  *	queue, background	queue.c, launcher.c, dispatch.c, executor.c, shmem.c
  *	catalog, plumbing	catalog.c, spi.c, verify.c, history.c,
@@ -172,7 +173,12 @@ typedef enum TmExecAction
 	TM_EXEC_READ_LEDGER,		/* tenant database: compare the ledger */
 	TM_EXEC_RUN_LEAD,			/* control database: lead a fleet run */
 	TM_EXEC_RUN_HELP,			/* control database: schema tenants of a run */
-	TM_EXEC_BUILD_SCHEMA		/* control database: a schema tenant (build.c) */
+	TM_EXEC_BUILD_SCHEMA,		/* control database: a schema tenant (build.c) */
+	TM_EXEC_CLONE_DATABASE,		/* control database: CREATE_DATABASE from the
+								 * template (template.c) */
+	TM_EXEC_TEMPLATE_ADOPT,		/* tenant database: a clone handed to its
+								 * owner, then MIGRATE */
+	TM_EXEC_TEMPLATE_MIGRATE	/* template database: MIGRATE the template */
 } TmExecAction;
 
 typedef enum TmExecState
@@ -332,6 +338,24 @@ extern bool tm_dbtenant_correct_version(TmTenant *t, List *migrations);
 extern void tm_dbtenant_import(TmTenant *t, const char *label_name,
 							   const char *label_id, Oid dboid);
 
+/* in template.c */
+#define TM_TEMPLATE_NAME "tenant_mgr_template"	/* its database and role */
+#define TM_TEMPLATE_DIGEST_LEN 16	/* hex digits of a template's digest */
+typedef enum TmTemplateStrategy
+{
+	TM_STRATEGY_WAL_LOG,
+	TM_STRATEGY_FILE_COPY
+} TmTemplateStrategy;
+extern bool tm_template_wanted(void);
+extern char *tm_template_digest_step(const char *prev, const TmMigration *m,
+									 bool up);
+extern char *tm_template_digest(List *migrations, int64 upto);
+extern char *tm_template_problem(void);
+extern bool tm_template_clone(TmExecTask *task, Oid role);
+extern void tm_template_adopt(TmExecTask *task);
+extern void tm_template_prepare(TmExecTask *task);
+extern void tm_template_tend(void);
+
 /* in roles.c */
 #define TM_FN_CREATE "tenant_mgr.tenant_create(text,text,name,jsonb,boolean)"
 #define TM_FN_DROP "tenant_mgr.tenant_drop(text,boolean,boolean)"
@@ -372,6 +396,11 @@ extern void tm_mark(const char *kind, const char *object, const TmTenant *t,
 extern void tm_rename_object(const char *kind, const char *old_name,
 							 const char *new_name, const TmTenant *t,
 							 bool login);
+extern bool tm_template_labelled(Oid classid, Oid objid, int64 *version,
+								 char **digest);
+extern Oid	tm_template_find(int64 *version, char **digest);
+extern void tm_template_mark(Oid classid, Oid objid, int64 version,
+							 const char *digest);
 
 /* in names.c */
 extern void tm_check_tenant_name(const char *name);
@@ -394,6 +423,7 @@ extern List *tm_ledger_rows(const TmTenant *t);
 extern void tm_ledger_write(const TmTenant *t, const TmMigration *m, bool up,
 							double ms);
 extern int64 tm_ledger_label_version(const TmTenant *t);
+extern void tm_ledger_take_over(const TmTenant *t);
 
 /* in migrate.c */
 extern List *tm_migration_plan(const TmTenant *tenant, List *migrations,
@@ -612,6 +642,8 @@ extern int	tm_history_retention_days;
 extern int	tm_lock_timeout;
 extern int	tm_lock_retries;
 extern int	tm_statement_timeout;
+extern bool tm_database_template;
+extern int	tm_template_strategy;
 extern void tm_require_control_database(void);
 extern bool tm_is_control_database(void);
 

@@ -320,6 +320,7 @@ verify(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	List	   *migrations = NIL;
 	List	   *queued;
+	char	   *detail;
 	uint64		i;
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -404,6 +405,8 @@ verify(PG_FUNCTION_ARGS)
 								 "    ON l.objoid = d.oid AND l.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"
 								 "   AND l.provider = 'tenant_mgr'"
 								 " WHERE %s NOT IN (SELECT %s FROM tenant_mgr.tenant%s)"
+								 /* the template database is nobody's tenant */
+								 "   AND pg_catalog.split_part(l.label, ' ', 1) <> 'template'"
 								 " ORDER BY 1",
 								 /* by id; before 1.1, by name */
 								 tm_catalog_has_ids() ? "pg_catalog.split_part(l.label, ' ', 3)" :
@@ -418,6 +421,9 @@ verify(PG_FUNCTION_ARGS)
 				tm_report(rsinfo, NULL, "orphan",
 						  psprintf("database \"%s\" carries tenant_mgr's mark but belongs to no tenant",
 								   tm_get_text(i, 1)));
+		/* one named like the template database, not made by tenant_mgr */
+		if ((detail = tm_template_problem()) != NULL)
+			tm_report(rsinfo, NULL, "not_ours", detail);
 	}
 
 	/*

@@ -16,8 +16,13 @@
 #   queued   N tenant_create(..., wait => false) in one transaction, then
 #            tenant_wait() on the last one: time until all are ready (the
 #            launcher creates them one after the other, with 001..011)
-# Goals: create <= 1.2x raw, migrate <= 1.5x raw.  A missed goal is reported,
-# not failed; a functional error (any psql error, wrong counts, tenants not
+#   template N database tenants with 001..010 cloned from the template
+#            database (tenant_mgr.database_template = on), once with
+#            tenant_mgr.template_strategy = wal_log and once with file_copy,
+#            against the same raw create; the clones are dropped again
+#            before the migrate phase, and the template turned off
+# Goals: create <= 1.2x raw, migrate <= 1.5x raw, template <= 0.5x raw
+# (issue 11).  A missed goal is reported, not failed; a functional error (any psql error, wrong counts, tenants not
 # at the expected version, problems found by verify()) exits non-zero.
 #
 # Usage: sudo test/bench/database_tenants.sh   (BENCH_TENANTS=N, default 20)
@@ -34,6 +39,7 @@ N=${BENCH_TENANTS:-20}
 WARMUP=2
 CREATE_GOAL=1.2
 MIGRATE_GOAL=1.5
+TEMPLATE_GOAL=0.5
 RAW_DB=bench_raw
 TM_DB=bench_tm
 WAIT_TIMEOUT='1 hour'	# for tenant_wait(); executors have job_timeout too
@@ -170,6 +176,63 @@ expect "tenant databases" "$(sql_value postgres "SELECT count(*) FROM pg_databas
 TM_CREATE_SQL_US=$(sql_value "$TM_DB" "SELECT round(coalesce(extract(epoch FROM sum(duration)), 0) * 1e6)::bigint
 	FROM tenant_mgr.event WHERE tenant LIKE 'd\\_%' AND action = 'up' AND status = 'ok'")
 
+# The template: the launcher builds it once the setting is on; then each
+# tenant_create copies it.  One timing per strategy of the copy.
+set_template() {
+	sql postgres -c "ALTER SYSTEM SET tenant_mgr.database_template = $1" \
+		-c "ALTER SYSTEM SET tenant_mgr.template_strategy = $2" -c 'SELECT pg_reload_conf()' >/dev/null
+}
+template_version() {
+	sql_value postgres "SELECT coalesce(max(split_part(label, ' ', 2)), '') FROM pg_shseclabel
+	 WHERE provider = 'tenant_mgr' AND classoid = 'pg_database'::regclass AND label LIKE 'template %'"
+}
+# Times the creation of N clones named prefix1..prefixN and checks them:
+# ready at 10, seeded, and none replayed a migration (history has no step).
+time_template() {
+	local prefix=$1
+	tm_create_sql "$prefix" 1 "$N" | write_sql "create_$prefix.sql"
+	checkpoint
+	timed_sql "$TM_DB" -f "$WORK/create_$prefix.sql"
+	expect "cloned tenants ($prefix) ready at version 10" "$(tm_ready_at "$prefix" 10)" "$N"
+	expect "migrations replayed by cloned tenants ($prefix)" "$(sql_value "$TM_DB" \
+		"SELECT count(*) FROM tenant_mgr.event WHERE tenant LIKE '${prefix//_/\\_}%' AND action = 'up'")" 0
+	mapfile -t CLONED_DBS < <(db_names "tenant_$prefix")
+	expect_content "cloned tenant databases ($prefix) with 001..010" 10 "${CLONED_DBS[@]}"
+}
+drop_tenants() {
+	local prefix=$1 i
+	{
+		for ((i = 1; i <= N; i++)); do echo "SELECT tenant_mgr.tenant_drop('$prefix$i');"; done
+		for ((i = 1; i <= N; i++)); do
+			echo "SELECT 'dropped|' || tenant_mgr.tenant_wait('$prefix$i', '$WAIT_TIMEOUT');"
+		done
+	} | write_sql "drop_$prefix.sql"
+	sql "$TM_DB" -tA -f "$WORK/drop_$prefix.sql" >"$WORK/last.out"
+	expect "drops of $prefix tenants that succeeded" "$(labelled dropped | grep -c '^true$' || true)" "$N"
+}
+
+say "template: $N database tenants with 001..010 cloned from the template database"
+set_template on wal_log
+for ((i = 0; i < 600; i++)); do
+	[ "$(template_version)" = 10 ] && break
+	sleep 0.1
+done
+expect "version of the template database" "$(template_version)" 10
+time_template tw_
+TEMPLATE_WAL_US=$ELAPSED_US
+set_template on file_copy
+time_template tf_
+TEMPLATE_FILE_US=$ELAPSED_US
+drop_tenants tw_
+drop_tenants tf_
+set_template off wal_log
+for ((i = 0; i < 600; i++)); do
+	[ -z "$(template_version)" ] && break
+	sleep 0.1
+done
+expect "template database left after the setting went off" "$(template_version)" ""
+expect "problems found by tenant_mgr.verify()" "$(sql_value "$TM_DB" 'SELECT count(*) FROM tenant_mgr.verify()')" 0
+
 say "migrate: 011 onto $N database tenants"
 raw_migrate_sql | write_sql migrate_raw.sql
 register_sql "$NEW_MIGRATION" | write_sql register_new.sql
@@ -233,6 +296,7 @@ awk -v n="$N" -v pgv="$PG_VERSION" \
 	-v rm="$RAW_MIGRATE_US" -v tm="$TM_MIGRATE_US" \
 	-v cg="$CREATE_GOAL" -v mg="$MIGRATE_GOAL" \
 	-v noop="$NOOP_US" -v q="$QUEUED_US" -v qe="$ENQUEUE_US" -v qj="$JOB_US" \
+	-v tw="$TEMPLATE_WAL_US" -v tf="$TEMPLATE_FILE_US" -v tg="$TEMPLATE_GOAL" \
 	-v cpus="$(nproc)" -v load0="$LOAD_BEFORE" -v load1="$LOAD_AFTER" '
 function line(phase, side, us) {
 	printf "  %-8s %-11s %9.3f s  %9.2f ms/tenant\n", phase, side, us / 1e6, us / 1e3 / n
@@ -249,9 +313,13 @@ BEGIN {
 	printf "  tenant_mgr = one call per tenant (create), one call for all (migrate, up to 4 executors at once)\n\n"
 	line("create", "raw", rc);  line("create", "tenant_mgr", tc)
 	line("migrate", "raw", rm); line("migrate", "tenant_mgr", tm)
+	line("template", "wal_log", tw); line("template", "file_copy", tf)
 	printf "\n"
 	verdict("create", tc / rc, cg)
 	verdict("migrate", tm / rm, mg)
+	verdict("template", (tw < tf ? tw : tf) / rc, tg)
+	printf "  template: wal_log/raw = %.2fx, file_copy/raw = %.2fx, template/replay = %.2fx (wal_log), %.2fx (file_copy)\n",
+		tw / rc, tf / rc, tw / tc, tf / tc
 	printf "\n  tenant_mgr create, of which migration SQL as timed by the executors: %.2f ms/tenant\n",
 		tcsql / 1e3 / n
 	printf "  no-op tenant_migrate() over %d tenants: %.2f ms\n", n, noop / 1e3
