@@ -79,15 +79,19 @@ tm_schematenant_build_cb(void *arg)
 /*
  * Builds schema tenant t in the current transaction, in a subtransaction:
  * returns true with *steps set, or false, with nothing left, when a
- * migration needs a transaction of its own (build.c).  Any other error is
- * raised.
+ * migration needs a transaction of its own (build.c) or when
+ * tenant_mgr.build_in_transaction is off.  Any other error is raised.
  */
 static bool
 tm_schematenant_build_here(TmTenant *t, List *migrations, bool own_role,
 						   List **steps)
 {
 	TmBuildArgs b = {t, migrations, own_role, NIL};
-	ErrorData  *edata = tm_try(tm_schematenant_build_cb, &b);
+	ErrorData  *edata;
+
+	if (!tm_build_in_transaction && tm_catalog_has_runs())
+		return false;
+	edata = tm_try(tm_schematenant_build_cb, &b);
 
 	if (edata != NULL)
 	{

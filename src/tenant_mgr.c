@@ -38,6 +38,7 @@ int			tm_history_retention_days = 0;
 int			tm_lock_timeout = 5000;
 int			tm_lock_retries = 3;
 int			tm_statement_timeout = 0;
+bool		tm_build_in_transaction = true;
 bool		tm_database_template = false;
 int			tm_template_strategy = TM_STRATEGY_WAL_LOG;
 
@@ -264,6 +265,15 @@ _PG_init(void)
 							 TM_STRATEGY_WAL_LOG,
 							 tm_strategy_options,
 							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("tenant_mgr.build_in_transaction",
+							 "Builds a schema tenant in the caller's transaction when its migrations can share it.",
+							 "Off: every schema tenant is built outside it, each migration committed on its own, and claimed.",
+							 &tm_build_in_transaction,
+							 true,
+							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
 

@@ -642,6 +642,7 @@ extern int	tm_history_retention_days;
 extern int	tm_lock_timeout;
 extern int	tm_lock_retries;
 extern int	tm_statement_timeout;
+extern bool tm_build_in_transaction;
 extern bool tm_database_template;
 extern int	tm_template_strategy;
 extern void tm_require_control_database(void);

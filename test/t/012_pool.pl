@@ -160,6 +160,12 @@ is(run_sql(q{SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tenant_mgr_sp
 run_sql(q{SELECT count(*) FROM tenant_mgr.tenant_create('scratch')});
 is(schema_dump('pooled'), schema_dump('scratch'),
 	'pg_dump of a claimed tenant equals that of one built from scratch');
+run_sql(q{SET tenant_mgr.build_in_transaction = off;
+	SELECT count(*) FROM tenant_mgr.tenant_create('outside')});
+is(run_sql(q{SELECT count(*) FROM tenant_mgr.history WHERE tenant = 'outside' AND action = 'up'}), '3',
+	'with build_in_transaction off, a tenant is built outside the caller\'s transaction');
+is(schema_dump('outside'), schema_dump('scratch'),
+	'pg_dump of a tenant built outside, migration by migration, equals that of one built inside');
 is(run_sql(q{SELECT string_agg(version || ':' || checksum, ',' ORDER BY version) FROM tenant_pooled.tenant_mgr_ledger}),
 	run_sql(q{SELECT string_agg(version || ':' || checksum, ',' ORDER BY version) FROM tenant_scratch.tenant_mgr_ledger}),
 	'so do their ledgers');
