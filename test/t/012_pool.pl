@@ -127,6 +127,28 @@ ok(came_from_pool('c1', $oids) && came_from_pool('c2', $oids), 'both concurrent 
 is(run_sql(q{SELECT count(DISTINCT object_oid) FROM tenant_mgr.tenant WHERE name IN ('c1', 'c2')}),
 	'2', 'not the same one');
 
+# --- more sessions at once than spares: distinct spares, then a clean fallback -------
+
+pool_ready(3, 'the pool to be refilled');
+$oids = spare_oids();
+my @sessions;
+foreach my $i (1 .. 5)
+{
+	my $s = $node->background_psql('postgres');
+	$s->query_safe("BEGIN; SELECT count(*) FROM tenant_mgr.tenant_create('m$i')");
+	push @sessions, $s;
+}
+foreach my $s (@sessions)
+{
+	$s->query_safe('COMMIT');
+	$s->quit;
+}
+is(run_sql(q{SELECT count(*) || ':' || count(DISTINCT object_oid) FROM tenant_mgr.tenants t
+	JOIN tenant_mgr.tenant r USING (name) WHERE name ~ '^m[1-5]$' AND t.state = 'ready' AND t.version = 3}),
+	'5:5', 'five concurrent creations, each its own schema');
+is(scalar(grep { came_from_pool("m$_", $oids) } 1 .. 5), 3,
+	'three claimed the three spares, two were built when the pool ran dry');
+
 # --- queued creations claim too ----------------------------------------------------
 
 pool_ready(3, 'the pool to be refilled');
@@ -177,9 +199,31 @@ is(run_sql(q{SELECT string_agg(r.rolname || ':' || r.rolcanlogin || ':' || coale
 	WHERE r.rolname = 'tenant_scratch'}) =~ s/scratch/X/gr,
 	'and their owner roles');
 
+# --- a crash while the launcher builds a spare -------------------------------------------
+
+# spares wait in their last migration while a session holds advisory lock 4343
+run_sql(q{SELECT tenant_mgr.migration_add(4, 'gate',
+	$$DO $b$ BEGIN IF current_schema() LIKE 'tenant_mgr_spare%' THEN PERFORM pg_advisory_xact_lock_shared(4343); END IF; END $b$ $$)});
+my $gate = $node->background_psql('postgres');
+$gate->query_safe('SELECT pg_advisory_lock(4343)');
+set_pool(2);
+wait_for(q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'tenant_mgr launcher'
+	AND wait_event_type = 'Lock'}, 'the launcher to wait in a spare\'s migration');
+$node->stop('immediate');
+eval { $gate->quit; };    # its session went with the crash
+$node->start;
+pool_ready(2, 'the pool after the crash');
+is(run_sql(q{SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tenant_mgr_spare_%'})
+	  . ':' . run_sql(q{SELECT count(*) FROM pg_roles WHERE rolname LIKE 'tenant_mgr_spare_%'}),
+	'2:2', 'a crash during a refill leaves no orphan schema or role');
+is(run_sql('SELECT count(*) FROM tenant_mgr.verify()'), '0', 'and verify() finds nothing');
+set_pool(0);
+wait_for(q{SELECT count(*) = 0 FROM tenant_mgr.spare}, 'the pool to be emptied');
+run_sql(q{SELECT tenant_mgr.migration_add(5, 'after_gate', $$SELECT 1$$)});
+
 # --- a spare build that fails ---------------------------------------------------------------
 
-run_sql(q{SELECT tenant_mgr.migration_add(4, 'no_spares',
+run_sql(q{SELECT tenant_mgr.migration_add(6, 'no_spares',
 	$$DO $b$ BEGIN IF current_schema() LIKE 'tenant_mgr_spare%' THEN RAISE EXCEPTION 'no spares here'; END IF; END $b$ $$)});
 set_pool(2);
 wait_for(q{SELECT count(*) = 1 FROM tenant_mgr.pool WHERE state = 'failed' AND last_error = 'no spares here'},
@@ -190,7 +234,7 @@ my $later = () = slurp_file($node->logfile) =~ /could not build spare/g;
 is($later, $warnings, 'a failed spare build is not tried again while the migrations stay the same');
 is(run_sql(q{SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tenant_mgr_spare_%'}), '0',
 	'it left no schema');
-is(run_sql(q{SELECT version FROM tenant_mgr.tenant_create('after')}), '4', 'tenants are still built');
+is(run_sql(q{SELECT version FROM tenant_mgr.tenant_create('after')}), '6', 'tenants are still built');
 set_pool(0);
 wait_for(q{SELECT count(*) = 0 FROM tenant_mgr.spare}, 'the failed row to go with the pool');
 
@@ -208,14 +252,14 @@ is(run_sql('SELECT count(*) FROM tenant_mgr.verify()'), '0', 'verify() checks th
 
 $oids = spare_oids();
 is(run_sql(q{SELECT name || ':' || state || ':' || version FROM tenant_mgr.tenant_create('dbp', 'database')}),
-	'dbp:ready:4', 'a database tenant is claimed from the pool');
+	'dbp:ready:6', 'a database tenant is claimed from the pool');
 ok(came_from_pool('dbp', $oids), 'its database is a spare\'s');
-is(run_sql(q{SELECT d.datname || ':' || pg_get_userbyid(d.datdba) || ':' || (l.label = 'tenant dbp ' || t.tenant_id || ' 4')
+is(run_sql(q{SELECT d.datname || ':' || pg_get_userbyid(d.datdba) || ':' || (l.label = 'tenant dbp ' || t.tenant_id || ' 6')
 	FROM tenant_mgr.tenant t JOIN pg_database d ON d.oid = t.object_oid
 	JOIN pg_shseclabel l ON l.objoid = d.oid AND l.provider = 'tenant_mgr'
 	WHERE t.name = 'dbp'}), 'tenant_dbp:tenant_dbp:true', 'renamed, owned and labelled as the tenant');
 is($node->safe_psql('tenant_dbp', q{SELECT string_agg(version::text, ',' ORDER BY version) FROM tenant_mgr_ledger}),
-	'1,2,3,4', 'its ledger is complete');
+	'1,2,3,4,5,6', 'its ledger is complete');
 
 wait_for(q{SELECT count(*) = 2 FROM tenant_mgr.pool WHERE isolation = 'database' AND state = 'ready'},
 	'the database pool to be refilled');
