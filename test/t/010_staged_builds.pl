@@ -3,7 +3,8 @@
 # an explicit transaction, queued and from the trigger, each migration
 # committed on its own; a rollback leaves nothing; a failing migration
 # leaves nothing; a builder or job worker killed half-way leaves nothing
-# (interactive) or resumes from the ledger (queued).
+# (interactive) or resumes from the ledger (queued); the warm pool's spares
+# of such a set are complete too.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -163,6 +164,21 @@ $gate->query_safe('SELECT pg_advisory_unlock(4242)');
 $gate->quit;
 is(run_sql(q{SELECT tenant_mgr.tenant_wait('gated', '60 s')}), 't', 'the interrupted queued build finishes');
 built('gated', 'from where it stopped, each migration once');
+
+# --- from the warm pool: spares are built migration by migration too ----------------
+
+run_sql(q{ALTER SYSTEM SET tenant_mgr.pool_schema = 2});
+run_sql(q{SELECT pg_reload_conf()});
+wait_for(q{SELECT count(*) = 2 FROM tenant_mgr.pool WHERE state = 'ready' AND version = latest},
+	'two spares');
+my $spares = run_sql(q{SELECT string_agg(object_oid::text, ',') FROM tenant_mgr.spare});
+is(run_sql(q{SELECT version FROM tenant_mgr.tenant_create('pooled')}), '3', 'a tenant is claimed from the pool');
+my $oid = run_sql(q{SELECT object_oid FROM tenant_mgr.tenant WHERE name = 'pooled'});
+ok(grep({ $_ eq $oid } split(/,/, $spares)), 'its schema is a spare\'s');
+built('pooled', 'and it is complete');
+run_sql(q{ALTER SYSTEM RESET tenant_mgr.pool_schema});
+run_sql(q{SELECT pg_reload_conf()});
+wait_for(q{SELECT count(*) = 0 FROM tenant_mgr.spare}, 'the pool to be emptied');
 
 # --- in the end ---------------------------------------------------------------------
 
