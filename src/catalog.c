@@ -232,7 +232,10 @@ tm_tenant_require_ready(const TmTenant *t)
 				 errhint("Wait for it with tenant_mgr.tenant_wait('%s').", t->name) : 0));
 }
 
-/* Records a tenant built in the current transaction, as it is in t. */
+/*
+ * Records a tenant built in the current transaction, as it is in t.  Waits
+ * for a transaction inserting the same name, and fails if it commits.
+ */
 void
 tm_tenant_insert(const TmTenant *t, const char *metadata)
 {
@@ -254,13 +257,25 @@ tm_tenant_insert(const TmTenant *t, const char *metadata)
 		tm_catalog_exec("INSERT INTO tenant_mgr.tenant"
 						" (name, isolation, object_name, object_oid, owner, version, metadata, state,"
 						" tenant_id)"
-						" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::uuid)",
+						" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::uuid)"
+						" ON CONFLICT (name) DO NOTHING",
 						9, types, values, NULL, SPI_OK_INSERT);
 	else
 		tm_catalog_exec("INSERT INTO tenant_mgr.tenant"
 						" (name, isolation, object_name, object_oid, owner, version, metadata, state)"
-						" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
+						" VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)"
+						" ON CONFLICT (name) DO NOTHING",
 						8, types, values, NULL, SPI_OK_INSERT);
+
+	/*
+	 * A queued request for the name (which takes no tenant lock) committed
+	 * while this one was building: the name is taken, as if it had been
+	 * seen at the start.
+	 */
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("tenant \"%s\" already exists", t->name)));
 }
 
 /*

@@ -61,6 +61,17 @@ tm_dbtenant_create(TmTenant *t, const char *metadata, bool wait)
 
 	INSTR_TIME_SET_CURRENT(start);
 	tm_require_control_database();
+	/* queued requests take no lock: a tenant of that name is an error now */
+	if (!wait && tm_tenant_fetch(t->name, true) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("tenant \"%s\" already exists", t->name)));
+	if (tm_intent_in_progress(t->object_name))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("tenant \"%s\" is busy", t->name),
+				 errdetail("Another transaction is creating it."),
+				 errhint("Try again when that transaction has ended.")));
 	if (tm_intent_pending(t->object_name))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),

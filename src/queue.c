@@ -449,6 +449,23 @@ tm_intent_pending(const char *object_name)
 }
 
 /*
+ * True if an intent for a database of that name belongs to a transaction
+ * still in progress: another caller is creating the tenant right now.
+ */
+bool
+tm_intent_in_progress(const char *object_name)
+{
+	Oid			types[1] = {NAMEOID};
+	Datum		values[1] = {tm_name_datum(object_name)};
+
+	tm_catalog_exec("SELECT 1 FROM tenant_mgr.intent WHERE object_name = $1"
+					" AND xid IS NOT NULL"
+					" AND pg_catalog.pg_xact_status(xid) = 'in progress'",
+					1, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
+/*
  * Records the intent of an executor's CREATE_DATABASE or BUILD_SCHEMA task
  * (for a job, the one an earlier run of the same job left, if any) and
  * returns its id.

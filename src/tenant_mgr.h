@@ -488,6 +488,7 @@ extern void tm_job_finish(TmJob *job, ErrorData *failure);
 extern void tm_job_requeue(TmJob *job, int delay_s);
 extern void tm_job_fail(int64 job_id, ErrorData *edata);
 extern bool tm_intent_pending(const char *object_name);
+extern bool tm_intent_in_progress(const char *object_name);
 extern int64 tm_intent_record(const TmExecTask *task);
 extern void tm_intent_set_database(int64 id, Oid dboid);
 extern void tm_intent_delete(int64 id);
