@@ -229,6 +229,12 @@ tm_exec_migrate(TmExecTask *task)
 
 		pgstat_report_appname(appname);
 		SetConfigOption("application_name", appname, PGC_USERSET, PGC_S_SESSION);
+		/*
+		 * Each migration still commits with its ledger row; the run's last
+		 * transaction is synchronous and, the WAL being the cluster's,
+		 * flushes these commits too before the run reports them.
+		 */
+		SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 	}
 
 	tm_xact_begin();
