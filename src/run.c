@@ -247,38 +247,38 @@ tm_run_claim(TmRun *run, const char *isolation, int32 max_ord,
 	tm_xact_begin();
 	if (run->task->cancel)
 		tm_run_stop(run, "cancelled by its caller", true);
-	if (tm_run_is_going(run->id))
+	/* only while the run is going; one statement, as it is once per tenant */
+	tm_catalog_exec_kept(&tm_plan_claim, 0,
+						 "UPDATE tenant_mgr.run_tenant SET status = 'running',"
+						 " attempts = attempts + 1,"
+						 " started_at = coalesce(started_at, clock_timestamp())"
+						 " WHERE run_id = $1 AND tenant = ("
+						 "  SELECT tenant FROM tenant_mgr.run_tenant"
+						 "   WHERE run_id = $1 AND status = 'pending'"
+						 "     AND isolation = $2 AND ord <= $3"
+						 "     AND not_before <= clock_timestamp()"
+						 "   ORDER BY ord LIMIT 1 FOR UPDATE SKIP LOCKED)"
+						 " AND EXISTS (SELECT 1 FROM tenant_mgr.run"
+						 "   WHERE id = $1 AND state = 'running')"
+						 " RETURNING tenant, attempts",
+						 3, types, values, NULL, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed > 0)
 	{
-		tm_catalog_exec_kept(&tm_plan_claim, 0,
-							 "UPDATE tenant_mgr.run_tenant SET status = 'running',"
-							 " attempts = attempts + 1,"
-							 " started_at = coalesce(started_at, clock_timestamp())"
-							 " WHERE run_id = $1 AND tenant = ("
-							 "  SELECT tenant FROM tenant_mgr.run_tenant"
-							 "   WHERE run_id = $1 AND status = 'pending'"
-							 "     AND isolation = $2 AND ord <= $3"
-							 "     AND not_before <= clock_timestamp()"
-							 "   ORDER BY ord LIMIT 1 FOR UPDATE SKIP LOCKED)"
-							 " RETURNING tenant, attempts",
-							 3, types, values, NULL, SPI_OK_UPDATE_RETURNING);
-		if (SPI_processed > 0)
-		{
-			MemoryContext old = MemoryContextSwitchTo(cxt);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-			*name = tm_get_text(0, 1);
-			*attempts = tm_get_int32(0, 2);
-			MemoryContextSwitchTo(old);
-			result = TM_CLAIMED;
-		}
-		else
-		{
-			tm_catalog_exec("SELECT 1 FROM tenant_mgr.run_tenant"
-							" WHERE run_id = $1 AND status = 'pending'"
-							" AND isolation = $2 AND ord <= $3 LIMIT 1",
-							3, types, values, NULL, SPI_OK_SELECT);
-			if (SPI_processed > 0)
-				result = TM_CLAIM_LATER;
-		}
+		*name = tm_get_text(0, 1);
+		*attempts = tm_get_int32(0, 2);
+		MemoryContextSwitchTo(old);
+		result = TM_CLAIMED;
+	}
+	else if (tm_run_is_going(run->id))
+	{
+		tm_catalog_exec("SELECT 1 FROM tenant_mgr.run_tenant"
+						" WHERE run_id = $1 AND status = 'pending'"
+						" AND isolation = $2 AND ord <= $3 LIMIT 1",
+						3, types, values, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			result = TM_CLAIM_LATER;
 	}
 	tm_xact_commit();
 	return result;
