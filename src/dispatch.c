@@ -344,6 +344,25 @@ tm_exec_wait(TmExecRun *run)
 				 "executor exited without reporting a result");
 }
 
+/*
+ * True once the executor has reported its result, or exited without one
+ * (tm_exec_wait then marks it failed, at once).  Its exit may still be
+ * going on: a driver can collect the result and reuse the executor's place
+ * without waiting for it.
+ */
+bool
+tm_exec_reported(TmExecRun *run)
+{
+	pid_t		pid;
+	BgwHandleStatus status;
+
+	pg_read_barrier();
+	if (run->task->state != TM_EXEC_PENDING)
+		return true;
+	status = GetBackgroundWorkerPid(run->handle, &pid);
+	return status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED;
+}
+
 /* Starts an executor and waits for it; no free slot is an error. */
 void
 tm_exec_run(TmExecRun *run)

@@ -216,7 +216,9 @@ tm_exec_drop_database(TmExecTask *task)
  * each step in a transaction of its own with its ledger row.  In a fleet
  * run, each step takes the tenant's lock where the control database's
  * sessions take it, under the run's lock_timeout and statement_timeout,
- * and the driver may ask it to stop after the step it is in; a dry run
+ * and the driver may ask it to stop after the step it is in; the plan is
+ * made under that lock, in the transaction of the first step, so that no
+ * other session can have migrated the tenant in between.  A dry run
  * applies every step in one transaction and rolls it back.
  */
 static void
@@ -227,6 +229,8 @@ tm_exec_migrate(TmExecTask *task)
 	List	   *steps;
 	ListCell   *lc;
 	int64		current;
+	bool		locking = OidIsValid(task->control_db) && !task->dry_run;
+	bool		held;
 
 	if (task->run_id != 0)
 	{
@@ -234,14 +238,29 @@ tm_exec_migrate(TmExecTask *task)
 
 		pgstat_report_appname(appname);
 		SetConfigOption("application_name", appname, PGC_USERSET, PGC_S_SESSION);
+		/*
+		 * Each migration still commits with its ledger row; the run's last
+		 * transaction is synchronous and, the WAL being the cluster's,
+		 * flushes these commits too before the run reports them.
+		 */
+		SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 	}
 
 	tm_xact_begin();
+	if (locking)
+	{
+		tm_migration_timeouts(task->lock_timeout_ms, task->statement_timeout_ms);
+		tm_tenant_lock_in(task->control_db, t->name);
+	}
 	if (!OidIsValid(get_relname_relid(TM_LEDGER_NAME, PG_PUBLIC_NAMESPACE)))
 		tm_ledger_create(t);
 	steps = tm_migration_plan(t, migrations, task->target, &current);
-	tm_xact_commit();
 	task->version = current;
+	/* the first step goes on in this transaction, under the lock */
+	held = locking && steps != NIL &&
+		((TmStep *) linitial(steps))->migration->transactional;
+	if (!held)
+		tm_xact_commit();
 
 	if (task->dry_run)
 		tm_xact_begin();
@@ -278,6 +297,8 @@ tm_exec_migrate(TmExecTask *task)
 			if (OidIsValid(task->control_db))
 				tm_tenant_unlock_session(task->control_db, t->name);
 		}
+		else if (held)
+			held = false;
 		else if (!task->dry_run)
 		{
 			tm_xact_begin();
@@ -310,6 +331,8 @@ tm_exec_migrate(TmExecTask *task)
 		task->nsteps++;
 		task->version = tm_version_after(steps, lc, task->target);
 	}
+	if (held)
+		tm_xact_commit();		/* cancelled before its first step */
 	if (task->dry_run)
 	{
 		AbortCurrentTransaction();

@@ -247,38 +247,38 @@ tm_run_claim(TmRun *run, const char *isolation, int32 max_ord,
 	tm_xact_begin();
 	if (run->task->cancel)
 		tm_run_stop(run, "cancelled by its caller", true);
-	if (tm_run_is_going(run->id))
+	/* only while the run is going; one statement, as it is once per tenant */
+	tm_catalog_exec_kept(&tm_plan_claim, 0,
+						 "UPDATE tenant_mgr.run_tenant SET status = 'running',"
+						 " attempts = attempts + 1,"
+						 " started_at = coalesce(started_at, clock_timestamp())"
+						 " WHERE run_id = $1 AND tenant = ("
+						 "  SELECT tenant FROM tenant_mgr.run_tenant"
+						 "   WHERE run_id = $1 AND status = 'pending'"
+						 "     AND isolation = $2 AND ord <= $3"
+						 "     AND not_before <= clock_timestamp()"
+						 "   ORDER BY ord LIMIT 1 FOR UPDATE SKIP LOCKED)"
+						 " AND EXISTS (SELECT 1 FROM tenant_mgr.run"
+						 "   WHERE id = $1 AND state = 'running')"
+						 " RETURNING tenant, attempts",
+						 3, types, values, NULL, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed > 0)
 	{
-		tm_catalog_exec_kept(&tm_plan_claim, 0,
-							 "UPDATE tenant_mgr.run_tenant SET status = 'running',"
-							 " attempts = attempts + 1,"
-							 " started_at = coalesce(started_at, clock_timestamp())"
-							 " WHERE run_id = $1 AND tenant = ("
-							 "  SELECT tenant FROM tenant_mgr.run_tenant"
-							 "   WHERE run_id = $1 AND status = 'pending'"
-							 "     AND isolation = $2 AND ord <= $3"
-							 "     AND not_before <= clock_timestamp()"
-							 "   ORDER BY ord LIMIT 1 FOR UPDATE SKIP LOCKED)"
-							 " RETURNING tenant, attempts",
-							 3, types, values, NULL, SPI_OK_UPDATE_RETURNING);
-		if (SPI_processed > 0)
-		{
-			MemoryContext old = MemoryContextSwitchTo(cxt);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-			*name = tm_get_text(0, 1);
-			*attempts = tm_get_int32(0, 2);
-			MemoryContextSwitchTo(old);
-			result = TM_CLAIMED;
-		}
-		else
-		{
-			tm_catalog_exec("SELECT 1 FROM tenant_mgr.run_tenant"
-							" WHERE run_id = $1 AND status = 'pending'"
-							" AND isolation = $2 AND ord <= $3 LIMIT 1",
-							3, types, values, NULL, SPI_OK_SELECT);
-			if (SPI_processed > 0)
-				result = TM_CLAIM_LATER;
-		}
+		*name = tm_get_text(0, 1);
+		*attempts = tm_get_int32(0, 2);
+		MemoryContextSwitchTo(old);
+		result = TM_CLAIMED;
+	}
+	else if (tm_run_is_going(run->id))
+	{
+		tm_catalog_exec("SELECT 1 FROM tenant_mgr.run_tenant"
+						" WHERE run_id = $1 AND status = 'pending'"
+						" AND isolation = $2 AND ord <= $3 LIMIT 1",
+						3, types, values, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			result = TM_CLAIM_LATER;
 	}
 	tm_xact_commit();
 	return result;
@@ -791,23 +791,49 @@ tm_run_db_finish(TmRun *run, TmRunDb *db)
 						   run->target < task->version, edata);
 }
 
+/* How often a leader waiting for executors looks whether its run stopped. */
+#define TM_RUN_GOING_CHECK_MS 100
+
 /*
  * Migrates the run's database tenants, up to max_ord, at most
- * tenant_mgr.max_workers executors at a time.
+ * tenant_mgr.max_workers executors at a time.  An executor's place is
+ * given to the next tenant as soon as it has reported (it sets our latch),
+ * not once it has exited: its exit overlaps the next one's start.  No
+ * executor of the run is left when this returns, so that whatever the
+ * caller does next finds the tenants' databases and locks free.
  */
 static void
 tm_run_databases(TmRun *run, int32 max_ord)
 {
 	int			max = Max(tm_max_workers, 1);
 	TmRunDb    *slots = palloc0(sizeof(TmRunDb) * max);
+	List	   *exiting = NIL;
 	int			active = 0;
 	bool		more = true;
+	TimestampTz checked = GetCurrentTimestamp();
+	ListCell   *lc;
 
 	for (;;)
 	{
 		bool		later = false;
-		bool		going = true;
 		int			i;
+
+		/* collect those that have reported */
+		for (i = 0; i < max; i++)
+		{
+			if (slots[i].exec == NULL)
+				continue;
+			if (run->task->cancel)
+				slots[i].exec->task->cancel = true;
+			if (!tm_exec_reported(slots[i].exec))
+				continue;
+			tm_run_db_finish(run, &slots[i]);
+			exiting = lappend(exiting, slots[i].exec->handle);
+			tm_exec_release(slots[i].exec);
+			slots[i].exec = NULL;
+			active--;
+			more = true;
+		}
 
 		/* fill free slots */
 		for (i = 0; i < max && more; i++)
@@ -836,45 +862,39 @@ tm_run_databases(TmRun *run, int32 max_ord)
 			}
 		}
 
-		/* collect finished ones */
-		for (i = 0; i < max; i++)
-		{
-			pid_t		pid;
-			BgwHandleStatus status;
-
-			if (slots[i].exec == NULL)
-				continue;
-			if (run->task->cancel)
-				slots[i].exec->task->cancel = true;
-			status = GetBackgroundWorkerPid(slots[i].exec->handle, &pid);
-			if (status != BGWH_STOPPED && status != BGWH_POSTMASTER_DIED)
-				continue;
-			tm_run_db_finish(run, &slots[i]);
-			tm_exec_release(slots[i].exec);
-			slots[i].exec = NULL;
-			active--;
-			more = true;
-		}
-
+		if (more && active < max)
+			continue;			/* a tenant failed to start: fill its slot */
 		if (active == 0 && !more && !later)
 			break;
-		if (active > 0)
+
+		/* a stopped run: executors stop after their migration */
+		if (active > 0 &&
+			TimestampDifferenceExceeds(checked, GetCurrentTimestamp(),
+									   TM_RUN_GOING_CHECK_MS))
 		{
-			/* a stopped run: executors stop after their migration */
+			bool		going;
+
 			tm_xact_begin();
 			going = tm_run_is_going(run->id) && !run->task->cancel;
 			tm_xact_commit();
 			for (i = 0; i < max && !going; i++)
 				if (slots[i].exec)
 					slots[i].exec->task->cancel = true;
+			checked = GetCurrentTimestamp();
 		}
+
+		/* executors set our latch when they report, the postmaster when they exit */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 later && active == 0 ? 50L : 100L, PG_WAIT_EXTENSION);
+						 active == 0 ? 50L : TM_RUN_GOING_CHECK_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (later)
 			more = true;
 	}
+
+	foreach(lc, exiting)
+		(void) WaitForBackgroundWorkerShutdown(lfirst(lc));
+	list_free(exiting);
 	pfree(slots);
 }
 

@@ -522,6 +522,7 @@ extern TmExecRun *tm_exec_prepare(TmExecAction action, Oid dboid,
 extern bool tm_exec_launch(TmExecRun *run);
 extern bool tm_exec_for_job(TmExecRun *run, TmJob *job);
 extern void tm_exec_wait(TmExecRun *run);
+extern bool tm_exec_reported(TmExecRun *run);
 extern void tm_exec_run(TmExecRun *run);
 extern void tm_exec_raise(TmExecRun *run);
 extern ErrorData *tm_exec_error(TmExecTask *task);
