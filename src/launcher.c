@@ -70,6 +70,14 @@ tm_launcher_register_worker(void)
  * Removes the orphans of requests that are over: intents whose transaction
  * has ended, or whose job is finished, without a tenant that uses the
  * database.  The executor deletes the intent once the objects are gone.
+ *
+ * A caller that claims what was built deletes the intent in the same
+ * transaction, so an intent whose transaction committed is no orphan if
+ * that commit deleted it.  The query finding orphans reads the intents
+ * with a snapshot taken before it asks whether their transactions ended:
+ * one that committed in between still shows its intent there.  So each
+ * orphan is looked up again with a snapshot taken afterwards, and only
+ * one still there is removed.
  */
 static void
 tm_reconcile_intents(void)
@@ -80,6 +88,16 @@ tm_reconcile_intents(void)
 	tm_xact_begin();
 	tm_intents_settle();
 	orphans = tm_intent_orphans();
+	tm_xact_commit();
+	if (orphans == NIL)
+		return;
+
+	tm_xact_begin();
+	foreach(lc, orphans)
+	{
+		if (!tm_intent_exists(((TmIntent *) lfirst(lc))->id))
+			orphans = foreach_delete_current(orphans, lc);
+	}
 	tm_xact_commit();
 
 	foreach(lc, orphans)

@@ -529,6 +529,18 @@ tm_intent_set_database(int64 id, Oid dboid)
 					2, types, values, NULL, SPI_OK_UPDATE);
 }
 
+/* True if intent id still exists (read with a new snapshot). */
+bool
+tm_intent_exists(int64 id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+
+	tm_catalog_exec("SELECT 1 FROM tenant_mgr.intent WHERE id = $1",
+					1, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
 void
 tm_intent_delete(int64 id)
 {
