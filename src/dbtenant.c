@@ -145,8 +145,26 @@ tm_dbtenant_build(TmTenant *t, const char *metadata, TmJob *job,
 	TmExecRun  *migrate;
 	bool		clone;
 
-	if (job && tm_dbtenant_claim_for_job(t, job))
-		return;
+	if (job)
+	{
+		bool		other;
+
+		/*
+		 * An aborted interactive create of the same name may have left a
+		 * role and a database that the launcher is about to remove: wait
+		 * for that rather than fail on them.
+		 */
+		tm_xact_begin();
+		other = tm_intent_pending_other(t->object_name, job->id);
+		tm_xact_commit();
+		if (other)
+		{
+			tm_job_requeue(job, 1);
+			return;
+		}
+		if (tm_dbtenant_claim_for_job(t, job))
+			return;
+	}
 	if (job)
 		tm_xact_begin();
 	migrations = tm_migration_list();

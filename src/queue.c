@@ -449,6 +449,22 @@ tm_intent_pending(const char *object_name)
 }
 
 /*
+ * True if an intent for an object of that name is held by another request
+ * than job job_id: what it stands for is being built, or awaits removal.
+ */
+bool
+tm_intent_pending_other(const char *object_name, int64 job_id)
+{
+	Oid			types[2] = {NAMEOID, INT8OID};
+	Datum		values[2] = {tm_name_datum(object_name), Int64GetDatum(job_id)};
+
+	tm_catalog_exec("SELECT 1 FROM tenant_mgr.intent"
+					" WHERE object_name = $1 AND job_id IS DISTINCT FROM $2",
+					2, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
+/*
  * True if an intent for a database of that name belongs to a transaction
  * still in progress: another caller is creating the tenant right now.
  */

@@ -493,6 +493,7 @@ extern int64 tm_intent_record(const TmExecTask *task);
 extern void tm_intent_set_database(int64 id, Oid dboid);
 extern void tm_intent_delete(int64 id);
 extern bool tm_intent_exists(int64 id);
+extern bool tm_intent_pending_other(const char *object_name, int64 job_id);
 extern void tm_intent_delete_for_job(int64 job_id);
 extern void tm_intents_settle(void);
 extern List *tm_intent_orphans(void);
