@@ -68,21 +68,8 @@ tm_build_start(TmTenant *t, Oid requester, bool own_role)
 	nspoid = OidIsValid(t->object_oid) ? tm_schema_find(t) : InvalidOid;
 	if (!OidIsValid(nspoid))
 	{
-		if (OidIsValid(get_namespace_oid(t->object_name, true)))
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_SCHEMA),
-					 errmsg("schema \"%s\" already exists", t->object_name),
-					 errdetail("It was not created by tenant_mgr, which never adopts an existing schema."),
-					 errhint("Choose another tenant name.")));
-		if (own_role && !OidIsValid(tm_our_role(t, false)))
-			tm_owner_role_create(t);
-		tm_ddl(psprintf("CREATE SCHEMA %s AUTHORIZATION %s",
-						quote_identifier(t->object_name),
-						quote_identifier(t->owner)));
-		nspoid = get_namespace_oid(t->object_name, false);
-		tm_mark("SCHEMA", t->object_name, t, false);
-		t->schema = t->object_name;
-		tm_ledger_create(t);
+		tm_schematenant_make(t, own_role);
+		nspoid = t->object_oid;
 	}
 	tm_restore(&saved);
 	t->object_oid = nspoid;

@@ -71,6 +71,13 @@ tm_catalog_has_runs(void)
 	return OidIsValid(get_relname_relid("run", get_namespace_oid("tenant_mgr", false)));
 }
 
+/* True once the catalog has the warm pool's table of spares (version 1.1). */
+bool
+tm_catalog_has_spares(void)
+{
+	return OidIsValid(get_relname_relid("spare", get_namespace_oid("tenant_mgr", false)));
+}
+
 const char *
 tm_isolation_name(TmIsolation isolation)
 {

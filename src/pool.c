@@ -57,13 +57,6 @@ typedef struct TmSpare
 	int64		version;
 } TmSpare;
 
-/* True once the catalog has the pool (version 1.1). */
-static bool
-tm_pool_exists(void)
-{
-	return OidIsValid(get_relname_relid("spare", get_namespace_oid("tenant_mgr", false)));
-}
-
 /* The spare as a tenant named after its objects, for build.c and marker.c. */
 static TmTenant *
 tm_spare_tenant(const TmSpare *s)
@@ -106,15 +99,6 @@ static int
 tm_pool_size(TmIsolation isolation)
 {
 	return isolation == TM_SCHEMA ? tm_pool_schema : tm_pool_database;
-}
-
-/* The latest registered version, 0 with none. */
-static int64
-tm_latest_version(void)
-{
-	tm_catalog_exec("SELECT coalesce(max(version), 0) FROM tenant_mgr.migration",
-					0, NULL, NULL, NULL, SPI_OK_SELECT);
-	return tm_get_int64(0, 1);
 }
 
 /*
@@ -206,7 +190,7 @@ tm_pool_claim(TmTenant *t, List *migrations, List **steps)
 	ErrorData  *edata;
 	bool		taken;
 
-	if (tm_pool_size(t->isolation) <= 0 || !tm_pool_exists())
+	if (tm_pool_size(t->isolation) <= 0 || !tm_catalog_has_spares())
 		return false;
 	/* a name taken is the build's error to raise */
 	taken = t->isolation == TM_SCHEMA ?
@@ -311,7 +295,7 @@ tm_spare_build(TmSpare *s)
 		types[1] = TEXTOID;
 		values[1] = CStringGetTextDatum(edata->message ? edata->message : "");
 		tm_xact_begin();
-		values[2] = Int64GetDatum(tm_latest_version());
+		values[2] = Int64GetDatum(tm_migration_latest());
 		tm_catalog_exec("UPDATE tenant_mgr.spare SET state = 'failed', object_oid = NULL,"
 						" version = 0, failed_at = $3, last_error = $2"
 						" WHERE id = $1::pg_catalog.uuid",
@@ -433,7 +417,7 @@ tm_pool_upkeep(void)
 	bool		exists;
 
 	tm_xact_begin();
-	exists = tm_pool_exists();
+	exists = tm_catalog_has_spares();
 	tm_xact_commit();
 	if (!exists)
 		return false;

@@ -223,6 +223,28 @@ tm_schematenant_record_job(TmTenant *t, TmJob *job, List *steps)
 }
 
 /*
+ * Makes what a schema tenant has before any migration, in the current
+ * transaction: its owner role (own_role, unless one of t's is there
+ * already), the schema with tenant_mgr's mark, and the ledger.  Sets
+ * t->object_oid and t->schema.  A schema of that name is an error.
+ */
+void
+tm_schematenant_make(TmTenant *t, bool own_role)
+{
+	tm_check_schema_free(t->object_name);
+	/* a role of that name not made for t is refused by tm_owner_role_create */
+	if (own_role && !OidIsValid(tm_our_role(t, true)))
+		tm_owner_role_create(t);
+	tm_ddl(psprintf("CREATE SCHEMA %s AUTHORIZATION %s",
+					quote_identifier(t->object_name),
+					quote_identifier(t->owner)));
+	t->object_oid = get_namespace_oid(t->object_name, false);
+	t->schema = t->object_name;
+	tm_mark("SCHEMA", t->object_name, t, false);
+	tm_ledger_create(t);
+}
+
+/*
  * Builds a schema tenant: its owner role (own_role), the schema with
  * tenant_mgr's mark, the ledger, and every migration.  Sets t->object_oid
  * and t->version and returns the steps taken.
@@ -234,17 +256,7 @@ tm_schematenant_build(TmTenant *t, List *migrations, bool own_role)
 	ListCell   *lc;
 	int64		current;
 
-	tm_check_schema_free(t->object_name);
-	if (own_role)
-		tm_owner_role_create(t);
-
-	tm_ddl(psprintf("CREATE SCHEMA %s AUTHORIZATION %s",
-						quote_identifier(t->object_name),
-						quote_identifier(t->owner)));
-	t->object_oid = get_namespace_oid(t->object_name, false);
-	tm_mark("SCHEMA", t->object_name, t, false);
-
-	tm_ledger_create(t);
+	tm_schematenant_make(t, own_role);
 	steps = tm_migration_plan(t, migrations, PG_INT64_MAX, &current);
 	foreach(lc, steps)
 	{

@@ -299,6 +299,7 @@ extern void tm_schematenant_create(TmTenant *t, const char *metadata,
 extern bool tm_schematenant_create_job(TmTenant *t, TmJob *job,
 									   List *migrations);
 extern void tm_schematenant_record_job(TmTenant *t, TmJob *job, List *steps);
+extern void tm_schematenant_make(TmTenant *t, bool own_role);
 extern Oid	tm_schematenant_require(TmTenant *t);
 extern void tm_schematenant_rename(TmTenant *t, const char *object,
 								   const char *new_name);
@@ -555,6 +556,7 @@ extern bool tm_slots_short_within(int ms);
 /* in catalog.c */
 extern bool tm_catalog_has_ids(void);
 extern bool tm_catalog_has_runs(void);
+extern bool tm_catalog_has_spares(void);
 extern const char *tm_isolation_name(TmIsolation isolation);
 extern TmIsolation tm_isolation_parse(const char *isolation);
 extern const char *tm_state_name(TmTenantState state);

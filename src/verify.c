@@ -349,8 +349,7 @@ verify(PG_FUNCTION_ARGS)
 	 * ready spares of the warm pool, checked as tenants under their object
 	 * names (the launcher rebuilds or updates the others)
 	 */
-	if (tm_catalog_has_runs() &&
-		OidIsValid(get_relname_relid("spare", get_namespace_oid("tenant_mgr", false))))
+	if (tm_catalog_has_spares())
 	{
 		List	   *spares = NIL;
 
