@@ -33,6 +33,7 @@ OBJS = \
 	src/catalog.o \
 	src/spi.o \
 	src/verify.o \
+	src/guard.o \
 	src/history.o \
 	src/tenant_mgr.o
 

@@ -35,6 +35,7 @@
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
@@ -467,6 +468,18 @@ tm_dbtenant_drop(TmTenant *t, bool force)
 
 	tm_require_control_database();
 	dboid = tm_database_find(t);
+
+	/*
+	 * The launcher may be removing it right now (what a failed queued
+	 * creation left): wait for that, as the rename below would, and find
+	 * it gone rather than fail on its name.
+	 */
+	if (OidIsValid(dboid))
+	{
+		LockSharedObject(DatabaseRelationId, dboid, 0, AccessExclusiveLock);
+		if (!SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dboid)))
+			dboid = InvalidOid;
+	}
 	if (!OidIsValid(dboid))
 	{
 		ereport(NOTICE,

@@ -281,6 +281,7 @@ _PG_init(void)
 
 	tm_queue_init();
 	tm_marker_init();
+	tm_guard_init();
 
 	/* background work only when preloaded; pg_upgrade loads us otherwise */
 	if (process_shared_preload_libraries_in_progress)

@@ -654,4 +654,7 @@ extern int	tm_template_strategy;
 extern void tm_require_control_database(void);
 extern bool tm_is_control_database(void);
 
+/* in guard.c */
+extern void tm_guard_init(void);
+
 #endif							/* TENANT_MGR_H */

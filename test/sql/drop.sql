@@ -68,6 +68,26 @@ SELECT * FROM tenant_mgr.verify();
 
 -- tenants are not members of the extension: dropping it leaves them alone
 SELECT name FROM tenant_mgr.tenant_create('survivor');
+
+-- but not while work is in flight: a queued create would be left half made
+\set VERBOSITY sqlstate
+BEGIN;
+SELECT name, state FROM tenant_mgr.tenant_create('inflight', 'database', wait => false);
+DROP EXTENSION tenant_mgr;
+ROLLBACK;
+BEGIN;
+SELECT name, state FROM tenant_mgr.tenant_create('inflight_schema', wait => false);
+DROP SCHEMA tenant_mgr CASCADE;
+ROLLBACK;
+\set VERBOSITY default
+BEGIN;
+SELECT name FROM tenant_mgr.tenant_create('inflight', 'database', wait => false);
+DROP EXTENSION tenant_mgr;
+ROLLBACK;
+SELECT count(*) AS extension_kept FROM pg_extension WHERE extname = 'tenant_mgr';
+SELECT count(*) AS jobs FROM tenant_mgr.job;
+SELECT name, state FROM tenant_mgr.tenants ORDER BY name;
+
 DROP EXTENSION tenant_mgr;
 SELECT count(*) AS survivor_tables FROM pg_tables WHERE schemaname = 'tenant_survivor';
 SET client_min_messages = warning;
