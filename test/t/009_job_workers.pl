@@ -138,6 +138,30 @@ run_sql(q{ALTER SYSTEM RESET tenant_mgr.max_workers});
 run_sql(q{SELECT pg_reload_conf()});
 is(run_sql(q{SELECT tenant_mgr.tenant_wait('slow2', '60 s')}), 't', 'the gated create finishes too');
 
+# --- DROP EXTENSION waits for work in flight -----------------------------------
+
+run_sql(q{SELECT tenant_mgr.migration_add(9000, 'gate for held', $m$
+	DO $d$ BEGIN
+	    IF current_schema() = 'tenant_held' THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;
+	END $d$ $m$)});
+$gate = $node->background_psql('postgres');
+$gate->query_safe('SELECT pg_advisory_lock(4242)');
+run_sql(q{SELECT count(*) FROM tenant_mgr.tenant_create('held', wait => false)});
+wait_for(q{SELECT count(*) = 1 FROM tenant_mgr.job WHERE tenant = 'held' AND state = 'running'},
+	'the gated create to run');
+my ($rc, $out, $err) = $node->psql('postgres', 'DROP EXTENSION tenant_mgr');
+like($err, qr/cannot drop extension tenant_mgr while it has work in progress/,
+	'DROP EXTENSION is refused while a job runs');
+like($err, qr/In progress: 1 queued or running job\./,
+	'and says what is in flight');
+is(run_sql(q{SELECT count(*) FROM pg_extension WHERE extname = 'tenant_mgr'}), '1',
+	'the extension is still there');
+$gate->query_safe('SELECT pg_advisory_unlock(4242)');
+$gate->quit;
+is(run_sql(q{SELECT tenant_mgr.tenant_wait('held', '60 s')}), 't', 'the gated create finishes');
+run_sql(q{SELECT tenant_mgr.tenant_drop('held')});
+is(run_sql(q{SELECT tenant_mgr.migration_remove(9000)}), 't', 'the gate migration goes');
+
 # --- in the end ----------------------------------------------------------------
 
 is(run_sql(q{SELECT string_agg(DISTINCT state, ',') FROM tenant_mgr.job}), 'done',
@@ -146,6 +170,29 @@ is(run_sql('SELECT count(*) FROM tenant_mgr.verify()'), '0', 'verify() finds not
 wait_for(q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tenant_mgr job worker'},
 	'the job workers to exit');
 pass('job workers exit once the queue is empty');
+
+# --- tenant_drop right after a failed queued database create ----------------------
+
+# what the failed creation left is the launcher's to remove: a drop racing it
+# waits for it and finds the database gone, or sets it aside first
+run_sql(q{SELECT tenant_mgr.migration_add(9001, 'fails in bad tenants', $m$
+	DO $d$ BEGIN
+	    IF current_database() LIKE 'tenant_bad%' THEN RAISE EXCEPTION 'bad tenant'; END IF;
+	END $d$ $m$)});
+foreach my $i (1 .. 5)
+{
+	run_sql("SELECT count(*) FROM tenant_mgr.tenant_create('bad$i', 'database', wait => false)");
+	is(run_sql("SELECT tenant_mgr.tenant_wait('bad$i', '120 s')"), 'f', "bad$i failed");
+	is(run_sql("SELECT tenant_mgr.tenant_drop('bad$i')"), 't', "and is dropped at once");
+}
+wait_for(q{SELECT count(*) = 0 FROM pg_database WHERE datname ~ '^tenant_mgr_drop_|^tenant_bad'},
+	'the failed creations\' databases to go');
+wait_for(q{SELECT count(*) = 0 FROM tenant_mgr.intent}, 'the intents to go');
+is(run_sql(q{SELECT count(*) FROM pg_roles WHERE rolname LIKE 'tenant_bad%'})
+	  . run_sql(q{SELECT count(*) FROM tenant_mgr.tenant WHERE name LIKE 'bad%'}),
+	'00', 'no role and no catalog row of them is left');
+is(run_sql(q{SELECT tenant_mgr.migration_remove(9001)}), 't', 'the failing migration goes');
+is(run_sql('SELECT count(*) FROM tenant_mgr.verify()'), '0', 'verify() still finds nothing');
 
 $node->stop;
 done_testing();
