@@ -20,6 +20,7 @@
 #include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -313,6 +314,56 @@ tm_verify_database_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 /*
  * verify() returns table (tenant text, problem text, detail text)
  */
+/*
+ * Roles with tenant_mgr's mark (an owner or login role) that nothing
+ * accounts for: no tenant, spare, intent or job in flight of this catalog.
+ * Roles are cluster-wide and the extension may also be created in other
+ * databases, whose catalogs this one cannot read: a role that owns objects
+ * (or, for a login role, whose owner role owns objects) in a database that
+ * is neither this one nor one of tenant_mgr's databases belongs to a schema
+ * tenant there and is left to that database's verify().  A role whose
+ * database went away with everything in it owns nothing and is reported.
+ */
+static void
+tm_verify_roles(ReturnSetInfo *rsinfo)
+{
+	uint64		i;
+
+	tm_catalog_exec(psprintf("SELECT r.rolname::pg_catalog.text"
+							 "  FROM pg_catalog.pg_shseclabel l"
+							 "  JOIN pg_catalog.pg_roles r ON r.oid = l.objoid"
+							 " WHERE l.classoid = 'pg_catalog.pg_authid'::pg_catalog.regclass"
+							 "   AND l.provider = 'tenant_mgr'"
+							 "   AND pg_catalog.split_part(l.label, ' ', 1) IN ('tenant', 'login')"
+							 "   AND pg_catalog.split_part(l.label, ' ', 3) NOT IN"
+							 "       (SELECT tenant_id::pg_catalog.text FROM tenant_mgr.tenant"
+							 "         WHERE tenant_id IS NOT NULL"
+							 "        UNION ALL SELECT tenant_id::pg_catalog.text FROM tenant_mgr.intent"
+							 "         WHERE tenant_id IS NOT NULL%s)"
+							 "   AND r.rolname NOT IN (SELECT owner FROM tenant_mgr.intent"
+							 "        UNION ALL SELECT owner FROM tenant_mgr.job"
+							 "         WHERE state IN ('queued', 'running'))"
+							 "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_shdepend d"
+							 "        WHERE d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass"
+							 "          AND d.deptype = 'o'"
+							 "          AND d.refobjid IN (SELECT r.oid UNION ALL"
+							 "              SELECT m.roleid FROM pg_catalog.pg_auth_members m"
+							 "               WHERE m.member = r.oid)"
+							 "          AND d.dbid NOT IN (0, %u)"
+							 "          AND d.dbid NOT IN (SELECT objoid FROM pg_catalog.pg_shseclabel"
+							 "               WHERE classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"
+							 "                 AND provider = 'tenant_mgr'))"
+							 " ORDER BY 1",
+							 tm_catalog_has_spares() ?
+							 " UNION ALL SELECT id::pg_catalog.text FROM tenant_mgr.spare" : "",
+							 MyDatabaseId),
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+		tm_report(rsinfo, NULL, "orphan",
+				  psprintf("role \"%s\" carries tenant_mgr's mark but belongs to no tenant",
+						   tm_get_text(i, 1)));
+}
+
 Datum
 verify(PG_FUNCTION_ARGS)
 {
@@ -423,6 +474,8 @@ verify(PG_FUNCTION_ARGS)
 		/* one named like the template database, not made by tenant_mgr */
 		if ((detail = tm_template_problem()) != NULL)
 			tm_report(rsinfo, NULL, "not_ours", detail);
+		if (tm_catalog_has_ids())
+			tm_verify_roles(rsinfo);
 	}
 
 	/*
