@@ -698,6 +698,14 @@ tm_dbtenant_import(TmTenant *t, const char *label_name, const char *label_id,
 	int64		labelled;
 
 	tm_require_control_database();
+	/* a dropped tenant's database awaiting its job is gone, not restored */
+	if (tm_database_has_work(dboid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("database \"%s\" is being dropped or created by tenant_mgr", dbname),
+				 errdetail("A queued drop of tenant \"%s\", or a creation or its clean-up, names it.",
+						   label_name),
+				 errhint("Wait until that work is over (see tenant_mgr.jobs), then try again.")));
 	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for database %u", dboid);
