@@ -35,6 +35,7 @@
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
+#include "storage/procarray.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
@@ -529,13 +530,19 @@ tm_terminate_sessions(const TmTenant *t, Oid dboid, bool force)
 		bool		executor = list_member_int(executors, lfirst_int(lc));
 		TmIdentity	saved;
 
+		/*
+		 * A session may end by itself meanwhile (an executor that has just
+		 * reported is on its way out): gone is what was wanted.
+		 */
+		if (BackendPidGetProc(lfirst_int(lc)) == NULL)
+			continue;
 		values[0] = Int32GetDatum(lfirst_int(lc));
 		if (executor)
 			tm_become(tm_catalog_owner(), 0, &saved);
 		tm_user_query("SELECT pg_catalog.pg_terminate_backend($1)", 1, types, values);
 		if (executor)
 			tm_restore(&saved);
-		if (!tm_get_bool(0, 1))
+		if (!tm_get_bool(0, 1) && BackendPidGetProc(lfirst_int(lc)) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("could not terminate session %d using database \"%s\"",
