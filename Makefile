@@ -49,7 +49,7 @@ PGFILEDESC = "tenant_mgr - schema- and database-per-tenant management"
 REGRESS = setup names migrations schema_tenants migrate drop database_tenants triggers security tampering lifecycle runs bad_input
 REGRESS_OPTS = --inputdir=test --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
-ISOLATION = tenant_locks customers ledger_lock fleet_locks create_races
+ISOLATION = tenant_locks customers ledger_lock fleet_locks create_races tenant_races fleet_races pool_races
 ISOLATION_OPTS = --inputdir=test --temp-instance=tmp_check_iso --temp-config=test/isolation.conf
 
 TAP_TESTS = 1

@@ -36,6 +36,7 @@
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
@@ -542,13 +543,19 @@ tm_terminate_sessions(const TmTenant *t, Oid dboid, bool force)
 		bool		executor = list_member_int(executors, lfirst_int(lc));
 		TmIdentity	saved;
 
+		/*
+		 * A session may end by itself meanwhile (an executor that has just
+		 * reported is on its way out): gone is what was wanted.
+		 */
+		if (BackendPidGetProc(lfirst_int(lc)) == NULL)
+			continue;
 		values[0] = Int32GetDatum(lfirst_int(lc));
 		if (executor)
 			tm_become(tm_catalog_owner(), 0, &saved);
 		tm_user_query("SELECT pg_catalog.pg_terminate_backend($1)", 1, types, values);
 		if (executor)
 			tm_restore(&saved);
-		if (!tm_get_bool(0, 1))
+		if (!tm_get_bool(0, 1) && BackendPidGetProc(lfirst_int(lc)) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("could not terminate session %d using database \"%s\"",
@@ -711,6 +718,14 @@ tm_dbtenant_import(TmTenant *t, const char *label_name, const char *label_id,
 	int64		labelled;
 
 	tm_require_control_database();
+	/* a dropped tenant's database awaiting its job is gone, not restored */
+	if (tm_database_has_work(dboid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("database \"%s\" is being dropped or created by tenant_mgr", dbname),
+				 errdetail("A queued drop of tenant \"%s\", or a creation or its clean-up, names it.",
+						   label_name),
+				 errhint("Wait until that work is over (see tenant_mgr.jobs), then try again.")));
 	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for database %u", dboid);

@@ -251,6 +251,16 @@ tm_exec_migrate(TmExecTask *task)
 	{
 		tm_migration_timeouts(task->lock_timeout_ms, task->statement_timeout_ms);
 		tm_tenant_lock_in(task->control_db, t->name);
+
+		/*
+		 * A rename that committed while this executor of a run waited to
+		 * connect leaves it in a database that is another name's now.
+		 */
+		if (task->run_id != 0 && tm_database_find(t) != MyDatabaseId)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("tenant \"%s\" does not exist", t->name),
+					 errdetail("Its database was renamed while the run waited to connect to it.")));
 	}
 	if (!OidIsValid(get_relname_relid(TM_LEDGER_NAME, PG_PUBLIC_NAMESPACE)))
 		tm_ledger_create(t);

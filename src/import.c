@@ -109,6 +109,14 @@ tm_import_schema(TmTenant *t, Oid nspoid)
 {
 	int64		current;
 
+	/* a creation building it, or what an aborted one left, awaiting removal */
+	if (tm_intent_pending(get_namespace_name(nspoid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("schema \"%s\" is being created or removed by tenant_mgr",
+						get_namespace_name(nspoid)),
+				 errdetail("A creation of the tenant, or its clean-up, names it."),
+				 errhint("Wait until that work is over, then try again.")));
 	if (strcmp(get_namespace_name(nspoid), t->object_name) != 0 &&
 		OidIsValid(get_namespace_oid(t->object_name, true)))
 		ereport(ERROR,
@@ -162,7 +170,15 @@ tenant_import(PG_FUNCTION_ARGS)
 	tm_check_tenant_name(as);
 
 	tm_spi_connect();
-	tm_tenant_lock(as);
+
+	/*
+	 * Both names, in a fixed order, as tm_rename takes them: whoever is
+	 * creating, dropping or renaming the tenant the label names holds its
+	 * lock, and its objects are not for the taking meanwhile.
+	 */
+	tm_tenant_lock(strcmp(name, as) < 0 ? name : as);
+	if (strcmp(name, as) != 0)
+		tm_tenant_lock(strcmp(name, as) < 0 ? as : name);
 	if (tm_tenant_fetch(as, true) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),

@@ -684,6 +684,24 @@ tm_jobs_prune(const char *tenant, Datum older_than)
 	return (int64) SPI_processed;
 }
 
+/*
+ * True if work of tenant_mgr names database dboid: a drop queued or
+ * running, or an intent (a creation building it, or what an aborted one
+ * left, awaiting removal).  Such a database is not for the taking.
+ */
+bool
+tm_database_has_work(Oid dboid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(dboid)};
+
+	tm_catalog_exec("SELECT 1 FROM tenant_mgr.job WHERE database_oid = $1"
+					"   AND action = 'drop' AND state IN ('queued', 'running')"
+					" UNION ALL SELECT 1 FROM tenant_mgr.intent WHERE database_oid = $1",
+					1, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
 /* True if a job of tenant is queued or running, or an intent names it. */
 bool
 tm_jobs_pending(const char *tenant)

@@ -285,8 +285,10 @@ tm_run_claim(TmRun *run, const char *isolation, int32 max_ord,
 }
 
 /*
- * Records a tenant's outcome in the run: status, the version it is at, and
- * for a failure its SQLSTATE and message.  Inside a transaction.
+ * Records a tenant's outcome in the run: status, the version it is at (-1:
+ * unknown, as the tenant was not found: the version it had when the run
+ * began), and for a failure its SQLSTATE and message.  Inside a
+ * transaction.
  */
 static void
 tm_run_outcome(TmRun *run, const char *tenant, const char *status,
@@ -307,7 +309,8 @@ tm_run_outcome(TmRun *run, const char *tenant, const char *status,
 		nulls[4] = nulls[5] = ' ';
 	}
 	tm_catalog_exec_kept(&tm_plan_outcome, 0,
-						 "UPDATE tenant_mgr.run_tenant SET status = $3, to_version = $4,"
+						 "UPDATE tenant_mgr.run_tenant SET status = $3,"
+						 " to_version = CASE WHEN $4 < 0 THEN from_version ELSE $4 END,"
 						 " sqlstate = $5, message = $6,"
 						 " finished_at = clock_timestamp(),"
 						 " duration = clock_timestamp() - started_at"
@@ -598,7 +601,7 @@ tm_run_schema_tenant(TmRun *run, const char *name, int attempts)
 				if (rt.tenant)
 					tm_tenant_set_version(name, rt.current, edata->message);
 			}
-			tm_run_outcome(run, name, "failed", rt.current, edata);
+			tm_run_outcome(run, name, "failed", rt.tenant ? rt.current : -1, edata);
 			if (run->stop_on_error || run->canary > 0)
 				tm_run_stop(run, psprintf("tenant \"%s\" failed", name), false);
 			tm_xact_commit();
@@ -693,7 +696,7 @@ tm_run_db_start(TmRun *run, TmRunDb *db)
 		tm_xact_begin();
 		tm_event_log(run->id, db->name, TM_EV_UP, 0, TM_EV_FAILED, edata, 0);
 		tm_run_outcome(run, db->name, "failed",
-					   db->tenant ? db->tenant->version : 0, edata);
+					   db->tenant ? db->tenant->version : -1, edata);
 		if (run->stop_on_error || run->canary > 0)
 			tm_run_stop(run, psprintf("tenant \"%s\" failed", db->name), false);
 		tm_xact_commit();

@@ -501,6 +501,7 @@ extern List *tm_intent_orphans(void);
 extern List *tm_queue_databases(void);
 extern int64 tm_jobs_prune(const char *tenant, Datum older_than);
 extern bool tm_jobs_pending(const char *tenant);
+extern bool tm_database_has_work(Oid dboid);
 
 /* in jobs.c */
 typedef enum TmQueueLook
