@@ -21,15 +21,20 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/lsyscache.h"
 
 #include "tenant_mgr.h"
+
+/* how many times, 10 ms apart, the extension's lock is tried */
+#define TM_GUARD_LOCK_TRIES 200
 
 static ProcessUtility_hook_type tm_prev_utility = NULL;
 
@@ -50,19 +55,20 @@ tm_names_us(List *objects)
 }
 
 /*
- * Locks the catalog table relname against writers until the end of the
- * transaction, if it exists (runs and spares are new in 1.1).  Workers
- * that would queue, claim or record work wait, and find the catalog gone
- * if the drop commits.
+ * True if the catalog table relname exists (runs and spares are new in
+ * 1.1); with lock, locks it against writers until the end of the
+ * transaction: callers that would queue or record work wait, and find the
+ * catalog gone if the drop commits.
  */
 static bool
-tm_guard_lock(Oid nspoid, const char *relname)
+tm_guard_table(Oid nspoid, const char *relname, bool lock)
 {
 	Oid			relid = get_relname_relid(relname, nspoid);
 
 	if (!OidIsValid(relid))
 		return false;
-	LockRelationOid(relid, ShareRowExclusiveLock);
+	if (lock)
+		LockRelationOid(relid, ShareRowExclusiveLock);
 	return true;
 }
 
@@ -80,7 +86,10 @@ tm_count_append(StringInfo buf, int64 n, const char *one, const char *many)
 static void
 tm_guard_drop_extension(void)
 {
+	Oid			extoid;
 	Oid			nspoid;
+	int			tries;
+	bool		busy = false;
 	bool		has_runs;
 	bool		has_spares;
 	int64		jobs;
@@ -88,15 +97,36 @@ tm_guard_drop_extension(void)
 	int64		runs;
 	int64		spares;
 
-	if (!OidIsValid(get_extension_oid("tenant_mgr", true)) ||
-		!tm_is_control_database())
+	extoid = get_extension_oid("tenant_mgr", true);
+	if (!OidIsValid(extoid) || !tm_is_control_database())
 		return;
+
+	/*
+	 * The extension's lock, as the drop would take it, but first: the
+	 * launcher's and job workers' catalog transactions take it shared
+	 * (tm_xact_begin), so they end before the drop touches a table they
+	 * use, and none starts until it is over.  Theirs last milliseconds,
+	 * unless one is in the middle of work, which is in flight too.
+	 */
+	for (tries = 0;; tries++)
+	{
+		if (ConditionalLockDatabaseObject(ExtensionRelationId, extoid, 0,
+										  AccessExclusiveLock))
+			break;
+		if (tries >= TM_GUARD_LOCK_TRIES)
+		{
+			busy = true;
+			break;
+		}
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(10 * 1000L);
+	}
 	nspoid = get_namespace_oid("tenant_mgr", true);
 	if (!OidIsValid(nspoid) ||
-		!tm_guard_lock(nspoid, "job") || !tm_guard_lock(nspoid, "intent"))
+		!tm_guard_table(nspoid, "job", !busy) || !tm_guard_table(nspoid, "intent", !busy))
 		return;
-	has_runs = tm_guard_lock(nspoid, "run");
-	has_spares = tm_guard_lock(nspoid, "spare");
+	has_runs = tm_guard_table(nspoid, "run", !busy);
+	has_spares = tm_guard_table(nspoid, "spare", !busy);
 
 	tm_spi_connect();
 	/* the latest snapshot: what committed before the locks were granted */
@@ -120,7 +150,7 @@ tm_guard_drop_extension(void)
 	spares = tm_get_int64(0, 4);
 	tm_spi_finish();
 
-	if (jobs + intents + runs + spares > 0)
+	if (busy || jobs + intents + runs + spares > 0)
 	{
 		StringInfoData what;
 
@@ -130,6 +160,8 @@ tm_guard_drop_extension(void)
 						"databases or schemas being built or removed");
 		tm_count_append(&what, runs, "migration run going on", "migration runs going on");
 		tm_count_append(&what, spares, "spare tenant being built", "spare tenants being built");
+		if (what.len == 0)
+			appendStringInfoString(&what, "a tenant_mgr background worker's transaction");
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("cannot drop extension tenant_mgr while it has work in progress"),

@@ -27,9 +27,12 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/lmgr.h"
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
@@ -62,6 +65,23 @@ tm_spi_finish(void)
 }
 
 /*
+ * Locks the extension object, if there is one, until the end of the
+ * transaction.  Background workers take it shared before they touch the
+ * catalog, and DROP EXTENSION takes it exclusively (guard.c) before it
+ * locks any catalog table: a worker's transaction either ends before the
+ * drop begins or begins after it ended, and the two never hold each
+ * other's tables.
+ */
+void
+tm_extension_lock(LOCKMODE mode)
+{
+	Oid			extoid = get_extension_oid("tenant_mgr", true);
+
+	if (OidIsValid(extoid))
+		LockDatabaseObject(ExtensionRelationId, extoid, 0, mode);
+}
+
+/*
  * For background workers: starts a transaction with a snapshot and an SPI
  * connection, and commits it.  In between, the caller's memory context
  * stays current, so what it reads survives the commit.
@@ -73,6 +93,7 @@ tm_xact_begin(void)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	tm_extension_lock(AccessShareLock);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	tm_spi_connect();
 	tm_xact_caller_cxt = cxt;

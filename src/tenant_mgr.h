@@ -25,6 +25,7 @@
 #include "portability/instr_time.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
+#include "storage/lockdefs.h"
 #include "utils/array.h"
 #include "utils/elog.h"
 #include "utils/palloc.h"
@@ -596,6 +597,7 @@ extern void tm_tenant_unlock_session(Oid dboid, const char *name);
 /* in spi.c */
 extern void tm_spi_connect(void);
 extern void tm_spi_finish(void);
+extern void tm_extension_lock(LOCKMODE mode);
 extern void tm_xact_begin(void);
 extern void tm_xact_commit(void);
 extern void tm_xact_abort(void);
