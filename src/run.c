@@ -407,7 +407,6 @@ tm_run_schema_step(TmRunTenant *rt)
 	TmTenant   *t;
 	List	   *steps;
 	Oid			nspoid;
-	ListCell   *lc;
 
 	tm_migration_timeouts(run->lock_timeout_ms, run->statement_timeout_ms);
 	rt->step = NULL;
@@ -425,6 +424,8 @@ tm_run_schema_step(TmRunTenant *rt)
 
 	if (run->dry_run)
 	{
+		ListCell   *lc;
+
 		foreach(lc, steps)
 		{
 			rt->step = lfirst(lc);
@@ -744,7 +745,6 @@ tm_run_db_finish(TmRun *run, TmRunDb *db)
 	TmExecTask *task = db->exec->task;
 	ErrorData  *edata;
 	bool		lock_missed;
-	ListCell   *lc;
 
 	tm_exec_wait(db->exec);		/* returns at once; marks silent deaths */
 	edata = tm_exec_error(task);
@@ -753,6 +753,8 @@ tm_run_db_finish(TmRun *run, TmRunDb *db)
 	tm_xact_begin();
 	if (!run->dry_run)
 	{
+		ListCell   *lc;
+
 		foreach(lc, tm_exec_steps(task, run->migrations))
 		{
 			TmStep	   *s = lfirst(lc);
@@ -1105,8 +1107,6 @@ tm_run_lead(TmExecTask *task)
 
 	PG_TRY();
 	{
-		List	   *helpers;
-
 		tm_run_act_for_requester(&run);
 
 		/* a canary: the first tenants alone, and no further if one fails */
@@ -1125,7 +1125,8 @@ tm_run_lead(TmExecTask *task)
 
 		do
 		{
-			helpers = tm_run_start_helpers(&run);
+			List	   *helpers = tm_run_start_helpers(&run);
+
 			tm_run_schemas(&run, PG_INT32_MAX);
 			tm_run_wait_helpers(&run, helpers);
 		} while (tm_run_reclaim(&run));
