@@ -534,7 +534,7 @@ tm_run_schema_tenant(TmRun *run, const char *name, int attempts)
 
 	while (!rt.finished)
 	{
-		ErrorData  *edata = NULL;
+		ErrorData  *volatile edata = NULL;	/* set in PG_CATCH */
 		volatile bool going = true;
 
 		tm_run_report_activity(name);
@@ -798,9 +798,10 @@ tm_run_db_finish(TmRun *run, TmRunDb *db)
 
 /*
  * Migrates the run's database tenants, up to max_ord, at most
- * tenant_mgr.max_workers executors at a time.  An executor's place is
- * given to the next tenant as soon as it has reported (it sets our latch),
- * not once it has exited: its exit overlaps the next one's start.  No
+ * tenant_mgr.max_workers executors at a time.  An executor's result is
+ * taken as soon as it has reported (it sets our latch), but its place goes
+ * to the next tenant only once it has exited (the postmaster sets our
+ * latch), so that the run never has more executors than that.  No
  * executor of the run is left when this returns, so that whatever the
  * caller does next finds the tenants' databases and locks free.
  */
@@ -837,7 +838,16 @@ tm_run_databases(TmRun *run, int32 max_ord)
 			more = true;
 		}
 
-		/* fill free slots */
+		/* forget those that have exited */
+		foreach(lc, exiting)
+		{
+			pid_t		pid;
+
+			if (GetBackgroundWorkerPid(lfirst(lc), &pid) == BGWH_STOPPED)
+				exiting = foreach_delete_current(exiting, lc);
+		}
+
+		/* fill free slots, counting those still exiting */
 		for (i = 0; i < max && more; i++)
 		{
 			TmClaim		claim;
@@ -845,6 +855,12 @@ tm_run_databases(TmRun *run, int32 max_ord)
 
 			if (slots[i].exec != NULL)
 				continue;
+			if (active + list_length(exiting) >= max)
+			{
+				later = true;	/* one exits: the postmaster sets our latch */
+				more = false;
+				break;
+			}
 			claim = tm_run_claim(run, "database", max_ord, &slots[i].name,
 								 &slots[i].attempts);
 			if (claim != TM_CLAIMED)

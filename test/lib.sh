@@ -8,7 +8,9 @@
 PG_MAJOR=${PG_MAJOR:-15}
 # the LLVM that Debian's PostgreSQL $PG_MAJOR is built with, until PGXS says
 PG_LLVM=${PG_LLVM:-14}
-PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
+# PG_BINDIR may name the bin directory of a relocated copy of the server
+# (its pg_config then names the copy's directories, where make install goes)
+PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/$PG_MAJOR/bin}
 PG_CONFIG=$PG_BINDIR/pg_config
 export PATH="$PG_BINDIR:$PATH"
 TM_USER=${TM_USER:-postgres}
