@@ -114,20 +114,39 @@ ours=$dir/tenant_mgr_errors.txt
 for f in "$dir"/valgrind.*.log; do
 	awk '/VALGRINDERROR-BEGIN/ {on = 1; next} /VALGRINDERROR-END/ {on = 0; print "--"; next} on' "$f" >>"$errors"
 done
-# ours: a frame in tenant_mgr.so, by its file (built with -g) or library
+# Ours: tenant_mgr's code (by its source files, built with -g, or its
+# library) among the innermost frames of the error (past libc and
+# valgrind's own), or of the allocation its bytes came from (past the
+# allocators).  Deeper down, most stacks pass through tenant_mgr anyway:
+# its SQL runs the whole server below it.
 export TM_STAGE=$stage
-perl -0777 -ne 'for (split /^--\n/m) { print "$_--\n" if /tenant_mgr\.so|\Q$ENV{TM_STAGE}\E\/src\// }' "$errors" >"$ours"
+classify='
+	my $ours = qr/tenant_mgr\.so|\Q$ENV{TM_STAGE}\E\/src\//;
+	sub near {
+		my ($frames, $skip, $n) = @_;
+		my @f = grep { !/$skip/ } @$frames;
+		return scalar grep { /$ours/ } @f[0 .. ($n < @f ? $n - 1 : $#f)];
+	}
+	sub ours {
+		my ($rec) = @_;
+		my ($err, $origin) = split /^==\d+== +(?:Uninitialised value was created|Address 0x)/m, $rec, 2;
+		my @e = $err =~ /(?:at|by) 0x[0-9A-F]+: (.*)$/mg;
+		my @o = defined $origin ? $origin =~ /(?:at|by) 0x[0-9A-F]+: (.*)$/mg : ();
+		return near(\@e, qr/vgpreload|libc\.so|\(libio\/|\(string\/|sysdeps/, 4)
+		  || near(\@o, qr/vgpreload|libc\.so|^\?\?\?|alloc|MemoryContext|AllocSet/, 4);
+	}'
+perl -0777 -ne "$classify"' for (split /^--\n/m) { print "$_--\n" if ours($_) }' "$errors" >"$ours"
 n_all=$(grep -c '^--$' "$errors" || true)
 n_ours=$(grep -c '^--$' "$ours" || true)
 n_procs=$(find "$dir" -name 'valgrind.*.log' | wc -l)
 
 if [ "$n_ours" -gt 0 ]; then
-	say "errors whose stack passes through tenant_mgr"
+	say "errors in tenant_mgr"
 	cat "$ours"
 fi
 if [ "$n_all" -gt "$n_ours" ]; then
 	say "other errors (the server's; first lines of each kind)"
-	perl -0777 -ne 'for (split /^--\n/m) { next if /tenant_mgr\.so|\Q$ENV{TM_STAGE}\E\/src\//; my @l = split /\n/;
+	perl -0777 -ne "$classify"' for (split /^--\n/m) { next if ours($_); my @l = split /\n/;
 		s/^==\d+== +// for @l; print "$l[0] / $l[1]\n" }' "$errors" |
 		sort | uniq -c | sort -rn | head -n 20
 fi
