@@ -298,7 +298,7 @@ tm_run_selection(const TmTenant *one, TmRunOptions *opts, int64 target,
  * the selection, the switches and the lock settings of this session.
  */
 static char *
-tm_run_options(TmRunOptions *opts, Datum *selection, char *selnulls)
+tm_run_options(TmRunOptions *opts, const Datum *selection, const char *selnulls)
 {
 	Oid			types[9] = {BOOLOID, INT4OID, TEXTARRAYOID, TEXTOID, JSONBOID,
 	BOOLOID, INT4OID, INT4OID, INT4OID};
@@ -514,13 +514,13 @@ tm_fleet_run(TmTenant *one, TmRunOptions *opts, TmReport *r)
 
 	if (one && !opts->dry_run)
 	{
-		Oid			types[2] = {INT8OID, TEXTOID};
+		Oid			argtypes[2] = {INT8OID, TEXTOID};
 		Datum		values[2] = {Int64GetDatum(r->run_id), CStringGetTextDatum(one->name)};
 
 		tm_catalog_read_latest("SELECT sqlstate, message FROM tenant_mgr.run_tenant"
 							   " WHERE run_id = $1 AND tenant = $2"
 							   " AND status IN ('failed', 'skipped')",
-							   2, types, values);
+							   2, argtypes, values);
 		if (SPI_processed > 0)
 		{
 			char	   *state = tm_get_text(0, 1);

@@ -103,14 +103,14 @@ history_prune(PG_FUNCTION_ARGS)
 void
 tm_history_prune_due(void)
 {
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz current = GetCurrentTimestamp();
 	Interval   *age;
 	int64		removed;
 
 	if (tm_history_retention_days <= 0 ||
-		!TimestampDifferenceExceeds(tm_last_prune, now, 3600 * 1000))
+		!TimestampDifferenceExceeds(tm_last_prune, current, 3600 * 1000))
 		return;
-	tm_last_prune = now;
+	tm_last_prune = current;
 	age = palloc0(sizeof(Interval));
 	age->day = tm_history_retention_days;
 	tm_xact_begin();

@@ -58,7 +58,6 @@ tm_jobs_create_schema(TmJob *job, TmTenant *t)
 	PG_TRY();
 	{
 		List	   *migrations;
-		List	   *steps;
 
 		tm_xact_begin();
 		migrations = tm_migration_list();
@@ -66,6 +65,8 @@ tm_jobs_create_schema(TmJob *job, TmTenant *t)
 			tm_xact_commit();
 		else
 		{
+			List	   *steps;
+
 			tm_xact_commit();
 			steps = tm_build_schema(t, migrations, job->requester, job->own_role);
 			tm_xact_begin();
@@ -101,8 +102,6 @@ static bool
 tm_job_allowed(TmJob *job)
 {
 	ErrorData	denied;
-	const char *function = TM_FN_CREATE;
-	bool		allowed;
 
 	memset(&denied, 0, sizeof(denied));
 	if (!OidIsValid(job->requester))
@@ -113,6 +112,9 @@ tm_job_allowed(TmJob *job)
 	}
 	else
 	{
+		const char *function = TM_FN_CREATE;
+		bool		allowed;
+
 		tm_xact_begin();
 		allowed = tm_may(job->requester, function);
 		tm_xact_commit();

@@ -52,6 +52,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "tenant_mgr.h"
@@ -316,11 +317,20 @@ tm_ledger_rows(const TmTenant *t)
 	MemoryContext oldcxt;
 
 	tm_ledger_require(t);
+
+	/*
+	 * A snapshot taken now, after the caller took the tenant's lock: one
+	 * taken before (the transaction's, the statement's) misses the steps
+	 * that the lock's previous holder committed meanwhile, and a plan made
+	 * from it applies or reverts them again.
+	 */
+	PushActiveSnapshot(GetTransactionSnapshot());
 	tm_sql_restricted(get_role_oid(t->owner, false), TM_LEDGER_SEARCH_PATH,
 					  TM_LEDGER_LOCK_TIMEOUT,
 					  psprintf("SELECT version, checksum FROM ONLY %s",
 							   tm_ledger_name(t)),
 					  0, NULL, NULL, true);
+	PopActiveSnapshot();
 	oldcxt = MemoryContextSwitchTo(tm_result_cxt());
 	for (i = 0; i < SPI_processed; i++)
 	{

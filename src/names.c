@@ -121,7 +121,6 @@ tm_search_path(const char *schema)
 	StringInfoData buf;
 	char	   *copy = pstrdup(tm_shared_schemas);
 	List	   *shared;
-	ListCell   *lc;
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, quote_identifier(schema));
@@ -129,6 +128,8 @@ tm_search_path(const char *schema)
 	/* the check hook has already accepted the list */
 	if (SplitIdentifierString(copy, ',', &shared))
 	{
+		ListCell   *lc;
+
 		foreach(lc, shared)
 		{
 			const char *s = (const char *) lfirst(lc);

@@ -1059,6 +1059,8 @@ migrations_load(PG_FUNCTION_ARGS)
 		{
 			fc.path = file->down_path;
 			file->down_sql = tm_read_file(file->down_path);
+			/* fc.path was read through error_context_stack meanwhile */
+			/* cppcheck-suppress redundantAssignment */
 			fc.path = file->up_path;
 			fc.other = file->down_path;
 		}

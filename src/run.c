@@ -410,7 +410,6 @@ tm_run_schema_step(TmRunTenant *rt)
 	TmTenant   *t;
 	List	   *steps;
 	Oid			nspoid;
-	ListCell   *lc;
 
 	tm_migration_timeouts(run->lock_timeout_ms, run->statement_timeout_ms);
 	rt->step = NULL;
@@ -428,6 +427,8 @@ tm_run_schema_step(TmRunTenant *rt)
 
 	if (run->dry_run)
 	{
+		ListCell   *lc;
+
 		foreach(lc, steps)
 		{
 			rt->step = lfirst(lc);
@@ -536,7 +537,7 @@ tm_run_schema_tenant(TmRun *run, const char *name, int attempts)
 
 	while (!rt.finished)
 	{
-		ErrorData  *edata = NULL;
+		ErrorData  *volatile edata = NULL;	/* set in PG_CATCH */
 		volatile bool going = true;
 
 		tm_run_report_activity(name);
@@ -747,7 +748,6 @@ tm_run_db_finish(TmRun *run, TmRunDb *db)
 	TmExecTask *task = db->exec->task;
 	ErrorData  *edata;
 	bool		lock_missed;
-	ListCell   *lc;
 
 	tm_exec_wait(db->exec);		/* returns at once; marks silent deaths */
 	edata = tm_exec_error(task);
@@ -756,6 +756,8 @@ tm_run_db_finish(TmRun *run, TmRunDb *db)
 	tm_xact_begin();
 	if (!run->dry_run)
 	{
+		ListCell   *lc;
+
 		foreach(lc, tm_exec_steps(task, run->migrations))
 		{
 			TmStep	   *s = lfirst(lc);
@@ -799,9 +801,10 @@ tm_run_db_finish(TmRun *run, TmRunDb *db)
 
 /*
  * Migrates the run's database tenants, up to max_ord, at most
- * tenant_mgr.max_workers executors at a time.  An executor's place is
- * given to the next tenant as soon as it has reported (it sets our latch),
- * not once it has exited: its exit overlaps the next one's start.  No
+ * tenant_mgr.max_workers executors at a time.  An executor's result is
+ * taken as soon as it has reported (it sets our latch), but its place goes
+ * to the next tenant only once it has exited (the postmaster sets our
+ * latch), so that the run never has more executors than that.  No
  * executor of the run is left when this returns, so that whatever the
  * caller does next finds the tenants' databases and locks free.
  */
@@ -838,7 +841,16 @@ tm_run_databases(TmRun *run, int32 max_ord)
 			more = true;
 		}
 
-		/* fill free slots */
+		/* forget those that have exited */
+		foreach(lc, exiting)
+		{
+			pid_t		pid;
+
+			if (GetBackgroundWorkerPid(lfirst(lc), &pid) == BGWH_STOPPED)
+				exiting = foreach_delete_current(exiting, lc);
+		}
+
+		/* fill free slots, counting those still exiting */
 		for (i = 0; i < max && more; i++)
 		{
 			TmClaim		claim;
@@ -846,6 +858,12 @@ tm_run_databases(TmRun *run, int32 max_ord)
 
 			if (slots[i].exec != NULL)
 				continue;
+			if (active + list_length(exiting) >= max)
+			{
+				later = true;	/* one exits: the postmaster sets our latch */
+				more = false;
+				break;
+			}
 			claim = tm_run_claim(run, "database", max_ord, &slots[i].name,
 								 &slots[i].attempts);
 			if (claim != TM_CLAIMED)
@@ -1108,8 +1126,6 @@ tm_run_lead(TmExecTask *task)
 
 	PG_TRY();
 	{
-		List	   *helpers;
-
 		tm_run_act_for_requester(&run);
 
 		/* a canary: the first tenants alone, and no further if one fails */
@@ -1128,7 +1144,8 @@ tm_run_lead(TmExecTask *task)
 
 		do
 		{
-			helpers = tm_run_start_helpers(&run);
+			List	   *helpers = tm_run_start_helpers(&run);
+
 			tm_run_schemas(&run, PG_INT32_MAX);
 			tm_run_wait_helpers(&run, helpers);
 		} while (tm_run_reclaim(&run));

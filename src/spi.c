@@ -672,9 +672,9 @@ tm_name_datum(const char *s)
 double
 tm_elapsed_ms(instr_time start)
 {
-	instr_time	now;
+	instr_time	elapsed;
 
-	INSTR_TIME_SET_CURRENT(now);
-	INSTR_TIME_SUBTRACT(now, start);
-	return INSTR_TIME_GET_MILLISEC(now);
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	return INSTR_TIME_GET_MILLISEC(elapsed);
 }

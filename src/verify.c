@@ -370,8 +370,6 @@ verify(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ListCell   *lc;
 	List	   *migrations = NIL;
-	List	   *queued;
-	char	   *detail;
 	uint64		i;
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -449,7 +447,9 @@ verify(PG_FUNCTION_ARGS)
 	 */
 	if (tm_is_control_database())
 	{
-		queued = tm_queue_databases();
+		List	   *queued = tm_queue_databases();
+		char	   *detail;
+
 		tm_catalog_exec(psprintf("SELECT d.datname::pg_catalog.text, d.oid FROM pg_catalog.pg_database d"
 								 "  JOIN pg_catalog.pg_shseclabel l"
 								 "    ON l.objoid = d.oid AND l.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass"

@@ -16,7 +16,8 @@
 # suite or name is an error (exit status 2).
 #
 # On a fresh Debian bookworm machine, as root: installs what is missing,
-# builds with warnings as errors, installs, and runs the chosen suites
+# builds with warnings as errors, installs, runs cppcheck on src/ (any
+# finding fails), and runs the chosen suites
 # against throwaway clusters started as an unprivileged user (initdb refuses
 # root).  Ends with "tests: N passed, N failed"; prints the diffs and logs of
 # anything that fails and exits non-zero.
@@ -170,6 +171,7 @@ cleanup() {
 trap cleanup EXIT
 
 build_install "$stage"
+static_check "$stage"
 
 say "running $chosen"
 set +e
