@@ -34,6 +34,7 @@ OBJS = \
 	src/spi.o \
 	src/verify.o \
 	src/history.o \
+	src/pause.o \
 	src/tenant_mgr.o
 
 EXTENSION = tenant_mgr
