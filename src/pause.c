@@ -200,7 +200,7 @@ tm_pause_check(char **newval, void **extra pg_attribute_unused(),
  * The slow path of tm_pause_point: if tenant_mgr.pause_at names point,
  * says so and waits until it no longer does.  Interrupts are served while
  * waiting (a terminated process goes; a cancelled backend raises its
- * error), and the configuration is reloaded on SIGHUP.
+ * error), and the configuration is read again every second and on SIGHUP.
  */
 void
 tm_pause(const char *point)
@@ -227,11 +227,9 @@ tm_pause(const char *point)
 						 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		/* every time: a SIGHUP may have come before its handler was set */
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
 	}
 
 	ereport(LOG,

@@ -11,7 +11,7 @@
  *						names.c
  *	migration engine	registry.c, ledger.c, migrate.c, fleet.c
  *	queue, background	queue.c, launcher.c, dispatch.c, executor.c, shmem.c
- *	catalog, plumbing	catalog.c, spi.c, verify.c, history.c,
+ *	catalog, plumbing	catalog.c, spi.c, verify.c, history.c, pause.c,
  *						tenant_mgr.c
  *
  *-------------------------------------------------------------------------

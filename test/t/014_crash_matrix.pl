@@ -151,6 +151,8 @@ sub settle
 		         = EXISTS (SELECT FROM pg_database d JOIN pg_shseclabel l ON l.objoid = d.oid AND l.provider = 'tenant_mgr'
 		                    WHERE d.datname = 'tenant_mgr_template'
 		                      AND split_part(l.label, ' ', 2) = (SELECT coalesce(max(version), 0)::text FROM tenant_mgr.migration))
+		     AND (current_setting('tenant_mgr.database_template')::bool
+		          OR NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenant_mgr_template'))
 		     AND NOT EXISTS (SELECT FROM pg_stat_activity
 		                      WHERE backend_type IN ('tenant_mgr executor', 'tenant_mgr job worker')
 		                         OR query LIKE 'tenant_mgr: paused at %')},
@@ -602,7 +604,7 @@ run_sql(qq{SELECT tenant_mgr.migration_add($spill, 'spill', \$\$
 	     OR (current_schema() = 'public' AND current_database() IN ('tenant_dbfull', '$full_db')) THEN
 	    PERFORM count(*) FROM (SELECT g FROM generate_series(1, 500000) g ORDER BY g DESC) s;
 	  END IF;
-	END \$b\$\$\$)});
+	END \$b\$ \$\$)});
 
 my ($rc, $out, $err) = $node->psql('postgres', q{SELECT tenant_mgr.tenant_create('full')});
 like($err, qr/temporary file size exceeds temp_file_limit/, 'write failure: an inline create fails with the error');
