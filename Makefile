@@ -35,6 +35,7 @@ OBJS = \
 	src/verify.o \
 	src/guard.o \
 	src/history.o \
+	src/pause.o \
 	src/tenant_mgr.o
 
 EXTENSION = tenant_mgr

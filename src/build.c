@@ -15,7 +15,10 @@
  *	1. in one transaction: the owner role, the schema with tenant_mgr's
  *	   label, the ledger;
  *	2. each pending migration in a transaction of its own (migrate.c), a
- *	   non-transactional one top-level between two of them.
+ *	   non-transactional one too, without CONCURRENTLY: nobody uses a
+ *	   tenant being built, and CREATE INDEX CONCURRENTLY would wait for
+ *	   every older snapshot of the database, the waiting caller's among
+ *	   them (an executor building for a caller never finished).
  *
  * A build that finds the schema carrying the tenant's label goes on from
  * its ledger, so a job interrupted by a crash resumes.  A build that fails
@@ -75,6 +78,7 @@ tm_build_start(TmTenant *t, Oid requester, bool own_role)
 	t->object_oid = nspoid;
 	t->schema = MemoryContextStrdup(tm_result_cxt(), get_namespace_name(nspoid));
 	tm_xact_commit();
+	tm_pause_point("build:after-start");
 }
 
 /*
@@ -133,23 +137,11 @@ tm_build_schema(TmTenant *t, List *migrations, Oid requester, bool own_role)
 				break;
 			}
 			s = linitial(steps);
-			if (s->migration->transactional)
-			{
-				tm_migration_apply(t, s);
-				tm_xact_commit();
-			}
-			else
-			{
-				bool		in_effect = tm_migration_nt_prepare(t, s);
-
-				tm_xact_commit();
-				if (!in_effect)
-					tm_migration_nt_run(t, s, 0, 0);
-				tm_xact_begin();
-				tm_migration_nt_finish(t, s);
-				tm_xact_commit();
-			}
+			s->fresh = true;	/* nobody uses it yet (see above) */
+			tm_migration_apply(t, s);
+			tm_xact_commit();
 			applied = lappend(applied, s);
+			tm_pause_point("build:after-migration");
 		}
 	}
 	PG_CATCH();

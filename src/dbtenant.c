@@ -185,6 +185,7 @@ tm_dbtenant_build(TmTenant *t, const char *metadata, TmJob *job,
 	}
 	if (!tm_dbtenant_exec(create, job))
 		return;
+	tm_pause_point("dbcreate:before-migrate");
 
 	/*
 	 * TEMPLATE_ADOPT is MIGRATE after taking over a copy of the template, if
@@ -208,6 +209,7 @@ tm_dbtenant_build(TmTenant *t, const char *metadata, TmJob *job,
 	t->object_oid = create->task->result_oid;
 	t->version = migrate->task->version;
 	t->state = TM_READY;
+	tm_pause_point("dbcreate:before-record");
 	tm_dbtenant_record(t, metadata, job, create->task->intent,
 					   tm_exec_steps(migrate->task, migrations), start);
 	tm_exec_release(migrate);
@@ -279,12 +281,15 @@ tm_dbtenant_record(TmTenant *t, const char *metadata, TmJob *job,
 /*
  * Removes a spare database tenant of the warm pool (its database and owner
  * role, if they carry its marks) through an executor, for the launcher.
- * Returns false when no worker slot was free; a failure is a warning.
+ * Returns false when no worker slot was free or the executor was
+ * terminated (57P01), so that the spare's row stays for the next look; any
+ * other failure is a warning.
  */
 bool
 tm_dbtenant_remove_spare(TmTenant *t)
 {
 	TmExecRun  *drop = tm_exec_prepare(TM_EXEC_DROP_DATABASE, MyDatabaseId, t, NIL);
+	bool		again;
 
 	if (!tm_exec_launch(drop))
 	{
@@ -292,13 +297,15 @@ tm_dbtenant_remove_spare(TmTenant *t)
 		return false;
 	}
 	tm_exec_wait(drop);
+	again = drop->task->state == TM_EXEC_FAILED &&
+		drop->task->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN;
 	if (drop->task->state == TM_EXEC_FAILED)
 		ereport(WARNING,
 				(errcode(drop->task->sqlerrcode),
 				 errmsg("could not remove spare database \"%s\": %s", t->object_name,
 						tm_task_text(drop->task, drop->task->message))));
 	tm_exec_release(drop);
-	return true;
+	return !again;
 }
 
 /*
@@ -490,6 +497,7 @@ tm_dbtenant_drop(TmTenant *t, bool force)
 	}
 	name = psprintf("tenant_mgr_drop_%u", dboid);
 	tm_dbtenant_set_aside(t, dboid, name, force);
+	tm_pause_point("drop:after-detach");
 	tm_job_queue(t->name, TM_JOB_DROP, name, dboid, t->owner, true, force, NULL);
 }
 
@@ -598,7 +606,16 @@ tm_dbtenant_remove(TmJob *job)
 	drop = tm_exec_prepare(TM_EXEC_DROP_DATABASE, MyDatabaseId, t, NIL);
 	if (!tm_exec_for_job(drop, job))
 		return;
-	tm_job_finish(job, tm_exec_error(drop->task));
+	/*
+	 * An executor terminated (57P01) was not refused: failing the job would
+	 * leave what it had not dropped yet (the role, after the database) to
+	 * nobody, so the next attempt goes on.
+	 */
+	if (drop->task->state == TM_EXEC_FAILED &&
+		drop->task->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+		tm_job_requeue(job, 1);
+	else
+		tm_job_finish(job, tm_exec_error(drop->task));
 	tm_exec_release(drop);
 }
 

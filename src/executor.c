@@ -119,6 +119,7 @@ tm_exec_create_database(TmExecTask *task)
 				 errdetail("It was not created by tenant_mgr, which never adopts an existing database."),
 				 errhint("Choose another tenant name.")));
 	tm_xact_commit();
+	tm_pause_point("dbcreate:after-intent");
 
 	/* 2. the owner role, granted to the requester */
 	if (!OidIsValid(roleid))
@@ -131,6 +132,7 @@ tm_exec_create_database(TmExecTask *task)
 		tm_restore(&saved);
 		tm_xact_commit();
 	}
+	tm_pause_point("dbcreate:after-role");
 
 	/* 3. the database, top-level: a copy of the template, or from scratch */
 	if (!OidIsValid(dboid) &&
@@ -140,6 +142,7 @@ tm_exec_create_database(TmExecTask *task)
 									 quote_identifier(task->object_name),
 									 quote_identifier(task->owner)),
 							ext_owner);
+	tm_pause_point("dbcreate:after-database");
 
 	/* 4. its marks, and the intent learns the database's OID */
 	tm_xact_begin();
@@ -150,6 +153,7 @@ tm_exec_create_database(TmExecTask *task)
 	if (task->intent != 0)
 		tm_intent_set_database(task->intent, dboid);
 	tm_xact_commit();
+	tm_pause_point("dbcreate:after-marks");
 	task->result_oid = dboid;
 }
 
@@ -194,6 +198,7 @@ tm_exec_drop_database(TmExecTask *task)
 		tm_utility_toplevel(psprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
 									 quote_identifier(dbname)),
 							ext_owner);
+	tm_pause_point("dbdrop:after-database");
 
 	tm_xact_begin();
 	/* the roles go only when nothing depends on them any more */
@@ -332,6 +337,7 @@ tm_exec_migrate(TmExecTask *task)
 			tm_migration_apply(t, s);
 			if (!task->dry_run)
 				tm_xact_commit();
+			tm_pause_point("migrate:after-commit");
 		}
 		task->failing = 0;
 
@@ -368,6 +374,7 @@ tm_exec_build_schema(TmExecTask *task)
 	tm_xact_begin();
 	task->intent = tm_intent_record(task);
 	tm_xact_commit();
+	tm_pause_point("build:after-intent");
 
 	steps = tm_build_schema(t, migrations, task->requester, task->own_role);
 	foreach(lc, steps)

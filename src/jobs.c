@@ -201,6 +201,7 @@ tm_jobs_run_one(void)
 		if (tm_job_claim(&job))
 		{
 			claimed = true;
+			tm_pause_point("job:after-claim");
 			tm_job_run(&job);
 			look = job.requeued ? TM_QUEUE_NO_SLOT : TM_QUEUE_RAN;
 		}

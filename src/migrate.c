@@ -360,8 +360,8 @@ tm_run_fresh(const TmTenant *tenant, const TmStep *step)
 /*
  * Applies or reverts one migration in a tenant, together with its ledger
  * row, and records the time it took in step->ms.  A non-transactional
- * migration goes through tm_migration_nt_* instead, but on a tenant built
- * in this very transaction (step->fresh).
+ * migration goes through tm_migration_nt_* instead, but on a tenant being
+ * built (step->fresh), which runs it here without CONCURRENTLY.
  */
 void
 tm_migration_apply(const TmTenant *tenant, TmStep *step)
@@ -401,6 +401,7 @@ tm_migration_apply(const TmTenant *tenant, TmStep *step)
 	INSTR_TIME_SUBTRACT(duration, start);
 	step->ms = INSTR_TIME_GET_MILLISEC(duration);
 	tm_ledger_write(tenant, m, step->up, step->ms);
+	tm_pause_point("migrate:before-commit");
 }
 
 /*
@@ -460,6 +461,7 @@ tm_migration_nt_run(const TmTenant *tenant, TmStep *step, int lock_timeout_ms,
 	errcb.arg = &ac;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
+	tm_pause_point("migrate:nt-before");
 	INSTR_TIME_SET_CURRENT(start);
 	if (lock_timeout_ms > 0)
 	{
@@ -488,6 +490,7 @@ tm_migration_nt_run(const TmTenant *tenant, TmStep *step, int lock_timeout_ms,
 	INSTR_TIME_SUBTRACT(duration, start);
 	step->ms = INSTR_TIME_GET_MILLISEC(duration);
 	error_context_stack = errcb.previous;
+	tm_pause_point("migrate:nt-after");
 }
 
 /*

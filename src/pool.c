@@ -154,6 +154,7 @@ tm_pool_claim_cb(void *arg)
 						schema ? "schema" : "database")));
 	tm_rename_object(kind, s->object_name, t->object_name, t, false);
 	tm_rename_object("ROLE", s->object_name, t->owner, t, false);
+	tm_pause_point("claim:after-rename");
 	if (!superuser())
 		tm_ddl(psprintf("GRANT %s TO %s", quote_identifier(t->owner),
 						quote_identifier(GetUserNameFromId(GetUserId(), false))));
@@ -244,7 +245,8 @@ tm_spare_take(const char *query, TmIsolation isolation)
  * Builds or brings up to date a spare marked "building" (what is there is
  * resumed), then marks it ready, or failed with the error (what was built
  * is then removed).  Returns false when a database spare found no worker
- * slot: it stays "building" for the next look.
+ * slot or its executor was terminated: it stays "building" for the next
+ * look.
  */
 static bool
 tm_spare_build(TmSpare *s)
@@ -255,6 +257,7 @@ tm_spare_build(TmSpare *s)
 	Datum		values[3];
 	List	   *migrations;
 	volatile bool built = true;
+	bool		retry;
 
 	tm_xact_begin();
 	migrations = tm_migration_list();
@@ -269,6 +272,7 @@ tm_spare_build(TmSpare *s)
 			built = tm_dbtenant_build_spare(t, migrations);
 		if (built)
 		{
+			tm_pause_point("pool:before-ready");
 			values[1] = ObjectIdGetDatum(t->object_oid);
 			values[2] = Int64GetDatum(t->version);
 			tm_xact_begin();
@@ -287,20 +291,27 @@ tm_spare_build(TmSpare *s)
 		FlushErrorState();
 		tm_xact_abort();
 		tm_exec_release_all();
+		/* an executor terminated (57P01) was not refused: it stays "building" */
+		retry = edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN;
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
 				 errmsg("tenant_mgr could not build spare \"%s\": %s",
 						s->object_name, edata->message),
+				 retry ? errdetail("It is built again at the next look.") :
 				 errdetail("No spare is built again until the registered migrations change.")));
-		types[1] = TEXTOID;
-		values[1] = CStringGetTextDatum(edata->message ? edata->message : "");
-		tm_xact_begin();
-		values[2] = Int64GetDatum(tm_migration_latest());
-		tm_catalog_exec("UPDATE tenant_mgr.spare SET state = 'failed', object_oid = NULL,"
-						" version = 0, failed_at = $3, last_error = $2"
-						" WHERE id = $1::pg_catalog.uuid",
-						3, types, values, NULL, SPI_OK_UPDATE);
-		tm_xact_commit();
+		built = !retry;		/* a retry waits for the next look */
+		if (!retry)
+		{
+			types[1] = TEXTOID;
+			values[1] = CStringGetTextDatum(edata->message ? edata->message : "");
+			tm_xact_begin();
+			values[2] = Int64GetDatum(tm_migration_latest());
+			tm_catalog_exec("UPDATE tenant_mgr.spare SET state = 'failed', object_oid = NULL,"
+							" version = 0, failed_at = $3, last_error = $2"
+							" WHERE id = $1::pg_catalog.uuid",
+							3, types, values, NULL, SPI_OK_UPDATE);
+			tm_xact_commit();
+		}
 	}
 	PG_END_TRY();
 	return built;
@@ -338,10 +349,11 @@ tm_pool_shrink(TmIsolation isolation)
 		tm_schematenant_drop(tm_spare_tenant(s));
 	else if (!tm_dbtenant_remove_spare(tm_spare_tenant(s)))
 	{
-		/* no worker slot; the row lock kept claims away meanwhile */
+		/* no worker slot, or its executor terminated: the next look goes on */
 		tm_xact_commit();
 		return false;
 	}
+	tm_pause_point("pool:after-shrink-drop");
 	tm_catalog_exec("DELETE FROM tenant_mgr.spare WHERE id = $1::pg_catalog.uuid",
 					1, types, values, NULL, SPI_OK_DELETE);
 	tm_xact_commit();
@@ -389,7 +401,10 @@ tm_pool_upkeep_kind(TmIsolation isolation)
 					  " ORDER BY created_at, object_name LIMIT 1 FOR UPDATE SKIP LOCKED",
 					  isolation);
 	if (s != NULL)
+	{
+		tm_pause_point("pool:after-take");
 		return tm_spare_build(s);
+	}
 	if (spares > size)
 		return tm_pool_shrink(isolation);
 	if (spares < size && !failed)
@@ -402,6 +417,7 @@ tm_pool_upkeep_kind(TmIsolation isolation)
 						1, types, values, NULL, SPI_OK_INSERT_RETURNING);
 		s = linitial(tm_spares_read());
 		tm_xact_commit();
+		tm_pause_point("pool:after-insert");
 		return tm_spare_build(s);
 	}
 	return false;

@@ -281,6 +281,8 @@ tm_run_claim(TmRun *run, const char *isolation, int32 max_ord,
 			result = TM_CLAIM_LATER;
 	}
 	tm_xact_commit();
+	if (result == TM_CLAIMED)
+		tm_pause_point("run:after-claim");
 	return result;
 }
 
@@ -561,6 +563,7 @@ tm_run_schema_tenant(TmRun *run, const char *name, int attempts)
 			else if (!going)
 				tm_run_outcome(run, name, "stopped", rt.current, NULL);
 			tm_xact_commit();
+			tm_pause_point("migrate:after-commit");
 			if (rt.nt)
 				tm_run_schema_nt(&rt);
 		}

@@ -129,6 +129,7 @@ tm_schematenant_build_outside(TmTenant *t, List *migrations, bool own_role)
 	t->schema = t->object_name;
 	t->version = run->task->version;
 	steps = tm_exec_steps(run->task, migrations);
+	tm_pause_point("create:after-build");
 	/* claimed: this transaction's commit keeps it */
 	tm_intent_delete(run->task->intent);
 	tm_exec_release(run);
@@ -178,6 +179,7 @@ tm_schematenant_create(TmTenant *t, const char *metadata, bool own_role,
 		}
 		steps = tm_schematenant_build_outside(t, migrations, own_role);
 	}
+	tm_pause_point("create:before-record");
 	t->state = TM_READY;
 	tm_tenant_insert(t, metadata);
 	tm_schematenant_built(t, steps, start);
@@ -217,6 +219,7 @@ tm_schematenant_create_job(TmTenant *t, TmJob *job, List *migrations)
 void
 tm_schematenant_record_job(TmTenant *t, TmJob *job, List *steps)
 {
+	tm_pause_point("job:before-record");
 	tm_tenant_set_ready(t->name, t->object_oid, t->version);
 	tm_job_done(job);
 	tm_schematenant_built(t, steps, job->started);
@@ -235,13 +238,16 @@ tm_schematenant_make(TmTenant *t, bool own_role)
 	/* a role of that name not made for t is refused by tm_owner_role_create */
 	if (own_role && !OidIsValid(tm_our_role(t, true)))
 		tm_owner_role_create(t);
+	tm_pause_point("schema:after-role");
 	tm_ddl(psprintf("CREATE SCHEMA %s AUTHORIZATION %s",
 					quote_identifier(t->object_name),
 					quote_identifier(t->owner)));
 	t->object_oid = get_namespace_oid(t->object_name, false);
 	t->schema = t->object_name;
 	tm_mark("SCHEMA", t->object_name, t, false);
+	tm_pause_point("schema:after-schema");
 	tm_ledger_create(t);
+	tm_pause_point("schema:after-ledger");
 }
 
 /*
@@ -378,6 +384,7 @@ tm_schematenant_drop(TmTenant *t)
 		tm_ddl(psprintf("DROP SCHEMA %s CASCADE",
 							quote_identifier(get_namespace_name(nspoid))));
 		AtEOXact_GUC(true, save_nestlevel);
+		tm_pause_point("drop:after-schema");
 	}
 	tm_login_role_drop(t);
 	tm_owner_role_drop(t);

@@ -338,6 +338,7 @@ tm_template_clone(TmExecTask *task, Oid role)
 
 	if (!tm_template_lock(ShareLock, TM_TEMPLATE_CLONE_WAIT_MS))
 		return false;
+	tm_pause_point("clone:locked");
 	tm_xact_begin();
 	dboid = tm_template_find(&version, &digest);
 	if (OidIsValid(dboid) && tm_template_matches(migrations, version, digest))
@@ -378,6 +379,7 @@ tm_template_clone(TmExecTask *task, Oid role)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	tm_pause_point("clone:after-copy");
 	tm_template_unlock(ShareLock);
 	return true;
 }
@@ -471,6 +473,7 @@ tm_template_adopt(TmExecTask *task)
 	rows = tm_ledger_rows(t);
 	tm_label_set_version(DatabaseRelationId, MyDatabaseId, t,
 						 rows ? ((TmLedgerRow *) llast(rows))->version : 0);
+	tm_pause_point("adopt:before-commit");
 	tm_xact_commit();
 }
 
@@ -649,6 +652,7 @@ tm_template_create(Oid role)
 	Oid			dboid;
 
 	tm_utility_toplevel(psprintf("CREATE DATABASE %s OWNER %s", name, name), role);
+	tm_pause_point("template:after-database");
 	tm_xact_begin();
 	dboid = get_database_oid(TM_TEMPLATE_NAME, false);
 	tm_ddl(psprintf("ALTER DATABASE %s OWNER TO %s", name,
@@ -661,6 +665,7 @@ tm_template_create(Oid role)
 	CommandCounterIncrement();
 	tm_template_mark(DatabaseRelationId, dboid, 0, TM_TEMPLATE_DIGEST_ZERO);
 	tm_xact_commit();
+	tm_pause_point("template:after-label");
 	return dboid;
 }
 
@@ -723,6 +728,7 @@ tm_template_maintain(void)
 	if (why)
 	{
 		tm_template_drop(dbname, owner, why);
+		tm_pause_point("template:after-drop");
 		dboid = InvalidOid;
 		version = 0;
 	}
@@ -755,6 +761,7 @@ tm_template_maintain(void)
 		tm_ddl(psprintf("COMMENT ON ROLE %s IS 'tenant_mgr template'",
 						quote_identifier(TM_TEMPLATE_NAME)));
 		tm_xact_commit();
+		tm_pause_point("template:after-role");
 	}
 	if (!OidIsValid(dboid))
 		dboid = tm_template_create(owner);
@@ -792,6 +799,7 @@ tm_template_main(Datum arg pg_attribute_unused())
 
 	if (!tm_template_lock(ExclusiveLock, TM_TEMPLATE_MAINTAIN_WAIT_MS))
 		proc_exit(0);			/* clones kept it busy: the launcher retries */
+	tm_pause_point("template:locked");
 	tm_template_maintain();
 	tm_template_unlock(ExclusiveLock);
 	proc_exit(0);

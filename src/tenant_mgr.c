@@ -41,6 +41,7 @@ int			tm_statement_timeout = 0;
 bool		tm_build_in_transaction = true;
 bool		tm_database_template = false;
 int			tm_template_strategy = TM_STRATEGY_WAL_LOG;
+char	   *tm_pause_at = NULL;
 
 static const struct config_enum_entry tm_strategy_options[] = {
 	{"wal_log", TM_STRATEGY_WAL_LOG, false},
@@ -276,6 +277,15 @@ _PG_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("tenant_mgr.pause_at",
+							   "Pause points at which tenant_mgr's processes wait, for tests.",
+							   "A comma-separated list of pause points; empty (the default) pauses nowhere.",
+							   &tm_pause_at,
+							   "",
+							   PGC_SUSET,
+							   GUC_NOT_IN_SAMPLE,
+							   tm_pause_check, NULL, NULL);
 
 	MarkGUCPrefixReserved("tenant_mgr");
 

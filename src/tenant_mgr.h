@@ -11,7 +11,7 @@
  *						names.c
  *	migration engine	registry.c, ledger.c, migrate.c, fleet.c
  *	queue, background	queue.c, launcher.c, dispatch.c, executor.c, shmem.c
- *	catalog, plumbing	catalog.c, spi.c, verify.c, history.c,
+ *	catalog, plumbing	catalog.c, spi.c, verify.c, history.c, pause.c,
  *						tenant_mgr.c
  *
  *-------------------------------------------------------------------------
@@ -28,6 +28,7 @@
 #include "storage/lockdefs.h"
 #include "utils/array.h"
 #include "utils/elog.h"
+#include "utils/guc.h"
 #include "utils/palloc.h"
 
 /* Name of the table that records applied migrations inside every tenant. */
@@ -117,7 +118,7 @@ typedef struct TmStep
 {
 	TmMigration *migration;
 	bool		up;				/* apply (true) or revert (false) */
-	bool		fresh;			/* the tenant is being built in this transaction */
+	bool		fresh;			/* the tenant is being built: nobody uses it yet */
 	double		ms;				/* how long the migration's SQL took */
 } TmStep;
 
@@ -638,6 +639,20 @@ extern double tm_elapsed_ms(instr_time start);
 /* in history.c */
 extern void tm_history_prune_due(void);
 
+/* in pause.c */
+extern bool tm_pause_check(char **newval, void **extra, GucSource source);
+extern void tm_pause(const char *point);
+
+/*
+ * A test-only pause point (pause.c lists them): with tenant_mgr.pause_at
+ * empty, as it is unless a test sets it, one pointer and one byte tested.
+ */
+#define tm_pause_point(point) \
+	do { \
+		if (unlikely(tm_pause_at != NULL && tm_pause_at[0] != '\0')) \
+			tm_pause(point); \
+	} while (0)
+
 /* in tenant_mgr.c */
 extern char *tm_control_database;
 extern char *tm_prefix;
@@ -654,6 +669,7 @@ extern int	tm_statement_timeout;
 extern bool tm_build_in_transaction;
 extern bool tm_database_template;
 extern int	tm_template_strategy;
+extern char *tm_pause_at;
 extern void tm_require_control_database(void);
 extern bool tm_is_control_database(void);
 
