@@ -257,7 +257,6 @@ tm_spare_build(TmSpare *s)
 	Datum		values[3];
 	List	   *migrations;
 	volatile bool built = true;
-	bool		retry;
 
 	tm_xact_begin();
 	migrations = tm_migration_list();
@@ -285,6 +284,7 @@ tm_spare_build(TmSpare *s)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		bool		retry;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
