@@ -39,6 +39,7 @@ int			tm_lock_timeout = 5000;
 int			tm_lock_retries = 3;
 int			tm_statement_timeout = 0;
 bool		tm_build_in_transaction = true;
+bool		tm_use_citus = true;
 bool		tm_database_template = false;
 int			tm_template_strategy = TM_STRATEGY_WAL_LOG;
 
@@ -274,6 +275,15 @@ _PG_init(void)
 							 &tm_build_in_transaction,
 							 true,
 							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("tenant_mgr.citus",
+							 "Places schema tenants on Citus workers when the citus extension is installed in the control database.",
+							 "Off: schema tenants stay plain schemas of this server even where Citus is installed.",
+							 &tm_use_citus,
+							 true,
+							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
 
