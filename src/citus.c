@@ -130,19 +130,18 @@ tm_citus_trigger(Oid tgfoid, bool internal, int16 tgtype)
 }
 
 /*
- * Adds to *problems (pairs of problem and detail) what is wrong with the
- * placement of schema tenant t, whose schema is nspoid: a schema Citus
- * does not distribute, tables of it that stayed on the coordinator.
+ * Returns what is wrong with the placement of a schema tenant's schema
+ * nspoid, as pairs of problem and detail: a schema Citus does not
+ * distribute, tables of it that stayed on the coordinator.
  */
 List *
-tm_citus_verify_schema(const TmTenant *t, Oid nspoid)
+tm_citus_verify_schema(Oid nspoid)
 {
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(nspoid)};
 	List	   *problems = NIL;
 	uint64		i;
 
-	(void) t;
 	tm_catalog_exec("SELECT count(*) FROM pg_catalog.pg_dist_schema WHERE schemaid = $1",
 					1, types, values, NULL, SPI_OK_SELECT);
 	if (tm_get_int64(0, 1) == 0)

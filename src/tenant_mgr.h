@@ -323,7 +323,7 @@ extern void tm_citus_create_schema(const char *sql);
 extern void tm_citus_run_in_tenant(Oid role, const char *search_path,
 								   const char *sql);
 extern bool tm_citus_trigger(Oid tgfoid, bool internal, int16 tgtype);
-extern List *tm_citus_verify_schema(const TmTenant *t, Oid nspoid);
+extern List *tm_citus_verify_schema(Oid nspoid);
 extern void tm_citus_move(const char *name, const char *node,
 						  const char *mode);
 

@@ -193,7 +193,7 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 
 	if (tm_citus_mode())
 	{
-		List	   *problems = tm_citus_verify_schema(t, nspoid);
+		List	   *problems = tm_citus_verify_schema(nspoid);
 
 		for (lc = list_head(problems); lc != NULL; lc = lnext(problems, lnext(problems, lc)))
 			tm_report(rsinfo, t->name, lfirst(lc), lfirst(lnext(problems, lc)));

@@ -147,6 +147,17 @@ is($workers[1]->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE reln
 run_sql(q{SELECT count(*) FROM tenant_mgr.tenant_migrate()});
 is(run_sql(q{SELECT count(*) FROM tenant_mgr.tenant WHERE version = 3}), '20', 'and up again');
 
+# a non-transactional migration runs top-level; Citus builds the index on the shards
+run_sql(q{SELECT tenant_mgr.migration_add(4, 'email_index',
+	$$CREATE INDEX CONCURRENTLY accounts_email ON accounts (email)$$,
+	$$DROP INDEX CONCURRENTLY accounts_email$$, transactional => false)});
+is(run_sql(q{SELECT count(*) FILTER (WHERE status = 'applied') FROM tenant_mgr.tenant_migrate()}), '20',
+	'a fleet run applies CREATE INDEX CONCURRENTLY to every tenant');
+is(run_sql(q{SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+	WHERE c.relname = 'accounts_email' AND i.indisvalid}), '20', 'the indexes are valid');
+is(join(',', map { $_->safe_psql('postgres', q{SELECT count(*) > 0 FROM pg_indexes
+	WHERE indexname ~ '^accounts_email_[0-9]+$'}) } @workers), 't,t', 'on the shards of both workers');
+
 # --- tenant_move
 
 my $from = run_sql(q{SELECT node FROM tenant_mgr.placement WHERE tenant = 'i1'});
@@ -191,7 +202,7 @@ is(join(',', map { $_->safe_psql('postgres',
 
 # --- a database tenant stays on the coordinator
 
-is(run_sql(q{SELECT state || ' ' || version FROM tenant_mgr.tenant_create('db', 'database')}), 'ready 3',
+is(run_sql(q{SELECT state || ' ' || version FROM tenant_mgr.tenant_create('db', 'database')}), 'ready 4',
 	'a database tenant is created in Citus mode');
 is(run_sql(q{SELECT count(*) FROM tenant_mgr.placement WHERE tenant = 'db'}), '0',
 	'on the coordinator only: it has no placement');
