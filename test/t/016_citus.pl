@@ -151,8 +151,10 @@ is(run_sql(q{SELECT count(*) FROM tenant_mgr.tenant WHERE version = 3}), '20', '
 run_sql(q{SELECT tenant_mgr.migration_add(4, 'email_index',
 	$$CREATE INDEX CONCURRENTLY accounts_email ON accounts (email)$$,
 	$$DROP INDEX CONCURRENTLY accounts_email$$, transactional => false)});
-is(run_sql(q{SELECT count(*) FILTER (WHERE status = 'applied') FROM tenant_mgr.tenant_migrate()}), '20',
-	'a fleet run applies CREATE INDEX CONCURRENTLY to every tenant');
+my $run = run_sql(q{SELECT run_id FROM tenant_mgr.tenant_migrate(wait => false)});
+is(run_sql("CALL tenant_mgr.run_wait($run, '3 minutes')"), 'done', 'a run with CREATE INDEX CONCURRENTLY is done');
+is(run_sql("SELECT count(*) FROM tenant_mgr.run_tenants WHERE run_id = $run AND status = 'migrated'"), '20',
+	'and has migrated every tenant');
 is(run_sql(q{SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 	WHERE c.relname = 'accounts_email' AND i.indisvalid}), '20', 'the indexes are valid');
 is(join(',', map { $_->safe_psql('postgres', q{SELECT count(*) > 0 FROM pg_indexes
