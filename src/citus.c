@@ -31,6 +31,7 @@
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -108,6 +109,15 @@ tm_citus_toplevel_stmt(Node *stmt)
 void
 tm_citus_run_in_tenant(Oid role, const char *search_path, const char *sql)
 {
+	/*
+	 * Citus keeps a connection per worker and per user after each
+	 * transaction: an executor migrating many tenants, each as its own
+	 * owner, would pile up one per tenant on the workers until their
+	 * connection slots run out.  Executors keep none.
+	 */
+	if (IsBackgroundWorker)
+		SetConfigOption("citus.max_cached_conns_per_worker", "0",
+						PGC_USERSET, PGC_S_SESSION);
 	tm_sql_restricted_toplevel(role, search_path, NULL, sql,
 							   tm_citus_toplevel_stmt);
 }

@@ -142,13 +142,15 @@ create_side() {
 raw_create_side() {
 	local side=$1 i
 	{
-		[ "$side" = citus ] && echo "SET citus.enable_schema_based_sharding = on;"
+		# one connection per role and worker would stay cached (see citus.c)
+		[ "$side" = citus ] && echo "SET citus.enable_schema_based_sharding = on; SET citus.max_cached_conns_per_worker = 0;"
 		for ((i = 1; i <= N; i++)); do
 			printf 'CREATE ROLE raw_owner%d LOGIN;\nCREATE SCHEMA raw%d AUTHORIZATION raw_owner%d;\n' "$i" "$i" "$i"
 		done
 	} | write_sql "raw_schemas_$side.sql"
 	on "$side" -f "$WORK/raw_schemas_$side.sql"
 	{
+		[ "$side" = citus ] && echo "SET citus.max_cached_conns_per_worker = 0;"
 		for ((i = 1; i <= N; i++)); do
 			printf 'BEGIN;\nSET LOCAL ROLE raw_owner%d;\nSET LOCAL search_path = raw%d;\n' "$i" "$i"
 			cat "${CREATE_MIGRATIONS[@]}"
@@ -193,6 +195,7 @@ for side in one citus; do
 
 	for mode in raw raw_own; do
 		{
+			[ "$side" = citus ] && [ "$mode" = raw_own ] && echo "SET citus.max_cached_conns_per_worker = 0;"
 			for ((i = 1; i <= N; i++)); do
 				printf 'BEGIN;\n'
 				[ "$mode" = raw_own ] && printf 'SET LOCAL ROLE raw_owner%d;\n' "$i"
