@@ -13,6 +13,7 @@ OBJS = \
 	src/trigger.o \
 	src/schematenant.o \
 	src/build.o \
+	src/citus.o \
 	src/pool.o \
 	src/dbtenant.o \
 	src/template.o \

@@ -489,3 +489,31 @@ CREATE INDEX job_pending_idx ON tenant_mgr.job (tenant, id)
 ALTER FUNCTION tenant_mgr.migration_remove(bigint) CALLED ON NULL INPUT;
 ALTER FUNCTION tenant_mgr.migrations_load(text) CALLED ON NULL INPUT;
 ALTER FUNCTION tenant_mgr.tenant_connection(text) CALLED ON NULL INPUT;
+
+/*
+ * Citus mode (citus.c): where each schema tenant lives on a Citus cluster,
+ * and moving one to another worker node.
+ */
+CREATE FUNCTION tenant_mgr.tenant_placement()
+RETURNS TABLE (tenant text, schema name, node text, nodeid integer, size bigint)
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_placement';
+COMMENT ON FUNCTION tenant_mgr.tenant_placement() IS
+    'Citus mode: the worker node (host:port) and shard size of each ready schema tenant';
+REVOKE ALL ON FUNCTION tenant_mgr.tenant_placement() FROM PUBLIC;
+
+CREATE VIEW tenant_mgr.placement AS
+SELECT p.tenant, p.schema, p.node, p.nodeid, p.size
+  FROM tenant_mgr.tenant_placement() p;
+COMMENT ON VIEW tenant_mgr.placement IS
+    'Citus mode: on which worker node each schema tenant lives, and its size there';
+REVOKE ALL ON tenant_mgr.placement FROM PUBLIC;
+
+CREATE FUNCTION tenant_mgr.tenant_move(name text, node text,
+                                       transfer_mode text DEFAULT 'block_writes')
+RETURNS text
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'tenant_move';
+COMMENT ON FUNCTION tenant_mgr.tenant_move(text, text, text) IS
+    'Citus mode: moves a schema tenant, all its tables together, to another worker node (host:port); returns the node';
+REVOKE ALL ON FUNCTION tenant_mgr.tenant_move(text, text, text) FROM PUBLIC;

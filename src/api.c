@@ -40,6 +40,7 @@ PG_FUNCTION_INFO_V1(tenant_detach);
 PG_FUNCTION_INFO_V1(tenant_attach);
 PG_FUNCTION_INFO_V1(tenant_login_role);
 PG_FUNCTION_INFO_V1(tenant_connection);
+PG_FUNCTION_INFO_V1(tenant_move);
 
 /* Returns text argument argno as a C string; NULL is an error. */
 static char *
@@ -472,4 +473,23 @@ tenant_connection(PG_FUNCTION_ARGS)
 	tm_spi_finish();
 	tup = heap_form_tuple(BlessTupleDesc(desc), values, nulls);
 	PG_RETURN_DATUM(HeapTupleGetDatum(tup));
+}
+
+/*
+ * tenant_move(name, node, transfer_mode) returns text
+ *
+ * Citus mode: moves a schema tenant to another worker node (citus.c) and
+ * returns the node.
+ */
+Datum
+tenant_move(PG_FUNCTION_ARGS)
+{
+	char	   *name = tm_arg_cstring(fcinfo, 0, "tenant name");
+	char	   *node = tm_arg_cstring(fcinfo, 1, "node");
+	char	   *mode = tm_arg_cstring(fcinfo, 2, "transfer_mode");
+
+	tm_spi_connect();
+	tm_citus_move(name, node, mode);
+	tm_spi_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(node));
 }

@@ -56,29 +56,65 @@ tm_build_needs_own_transactions(int sqlerrcode)
  * Step 1, in a transaction of its own, as role requester: the owner role
  * (own_role), the schema with tenant_mgr's label and the ledger, unless an
  * earlier attempt made them.  Sets t->object_oid and t->schema.
+ *
+ * In Citus mode the ledger comes in a second transaction: Citus creates
+ * its shard on the schema's worker connecting as the tenant's owner, which
+ * sees the role and the schema there only once they are committed.
  */
 static void
 tm_build_start(TmTenant *t, Oid requester, bool own_role)
 {
 	TmIdentity	saved;
 	Oid			nspoid;
+	bool		citus;
 
 	tm_xact_begin();
+	citus = tm_citus_mode();
 	tm_become(requester, 0, &saved);
 	/* an earlier attempt left it under its name, or nothing (no label scan) */
 	if (!OidIsValid(t->object_oid))
 		t->object_oid = get_namespace_oid(t->object_name, true);
-	nspoid = OidIsValid(t->object_oid) ? tm_schema_find(t) : InvalidOid;
+	nspoid = !OidIsValid(t->object_oid) ? InvalidOid :
+		citus ? tm_schema_find_labelled(t) : tm_schema_find(t);
 	if (!OidIsValid(nspoid))
 	{
-		tm_schematenant_make(t, own_role);
+		tm_schematenant_make(t, own_role, !citus);
 		nspoid = t->object_oid;
 	}
 	tm_restore(&saved);
 	t->object_oid = nspoid;
 	t->schema = MemoryContextStrdup(tm_result_cxt(), get_namespace_name(nspoid));
 	tm_xact_commit();
+
+	if (citus)
+	{
+		tm_xact_begin();
+		if (!OidIsValid(get_relname_relid(TM_LEDGER_NAME, nspoid)))
+		{
+			tm_become(requester, 0, &saved);
+			tm_ledger_create(t);
+			tm_restore(&saved);
+		}
+		tm_xact_commit();
+	}
 	tm_pause_point("build:after-start");
+}
+
+/*
+ * Drops the schema carrying t's label that a build left before its ledger
+ * (Citus mode makes it in a transaction of its own), if empty, for
+ * tm_schematenant_drop, which takes a schema without its ledger for
+ * someone else's.
+ */
+static void
+tm_build_drop_unfinished(const TmTenant *t)
+{
+	Oid			nspoid = tm_schema_find_labelled(t);
+
+	if (OidIsValid(nspoid) &&
+		!OidIsValid(get_relname_relid(TM_LEDGER_NAME, nspoid)))
+		tm_ddl(psprintf("DROP SCHEMA %s",
+						quote_identifier(get_namespace_name(nspoid))));
 }
 
 /*
@@ -94,6 +130,7 @@ tm_build_remove(TmTenant *t)
 	PG_TRY();
 	{
 		tm_xact_begin();
+		tm_build_drop_unfinished(t);
 		tm_schematenant_drop(t);
 		tm_xact_commit();
 	}
@@ -172,6 +209,7 @@ tm_build_remove_orphan(TmIntent *intent)
 
 	t->id = intent->tenant_id;
 	tm_xact_begin();
+	tm_build_drop_unfinished(t);
 	tm_schematenant_drop(t);
 	tm_intent_delete(intent->id);
 	tm_xact_commit();

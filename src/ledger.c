@@ -109,6 +109,33 @@ tm_catalog_refers(Oid catalogid, Oid indexid, AttrNumber attnum, Oid relid)
 	return found;
 }
 
+/*
+ * True if relation relid has triggers other than the one Citus puts on
+ * each of its tables (citus.c).
+ */
+static bool
+tm_ledger_has_triggers(Oid relid)
+{
+	Relation	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, TriggerRelidNameIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
+
+		found = !tm_citus_trigger(trig->tgfoid, trig->tgisinternal, trig->tgtype);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
 /* The schema-qualified name of the tenant's ledger, quoted. */
 static char *
 tm_ledger_name(const TmTenant *t)
@@ -124,16 +151,21 @@ tm_ledger_name(const TmTenant *t)
 void
 tm_ledger_create(const TmTenant *t)
 {
-	tm_sql_restricted(get_role_oid(t->owner, false), TM_LEDGER_SEARCH_PATH,
-					  NULL,
-					  psprintf("CREATE TABLE %s ("
-							   " version bigint PRIMARY KEY,"
-							   " name text NOT NULL,"
-							   " checksum text NOT NULL,"
-							   " applied_at timestamptz NOT NULL DEFAULT now(),"
-							   " applied_by name NOT NULL DEFAULT current_user,"
-							   " duration interval)", tm_ledger_name(t)),
-					  0, NULL, NULL, false);
+	char	   *sql = psprintf("CREATE TABLE %s ("
+								   " version bigint PRIMARY KEY,"
+								   " name text NOT NULL,"
+								   " checksum text NOT NULL,"
+								   " applied_at timestamptz NOT NULL DEFAULT now(),"
+								   " applied_by name NOT NULL DEFAULT current_user,"
+								   " duration interval)", tm_ledger_name(t));
+
+	/* in Citus mode a tenant table, placed with the tenant's others */
+	if (t->isolation == TM_SCHEMA && tm_citus_mode())
+		tm_citus_run_in_tenant(get_role_oid(t->owner, false),
+							   TM_LEDGER_SEARCH_PATH, sql);
+	else
+		tm_sql_restricted(get_role_oid(t->owner, false), TM_LEDGER_SEARCH_PATH,
+						  NULL, sql, 0, NULL, NULL, false);
 }
 
 /*
@@ -169,9 +201,7 @@ tm_ledger_problem(const TmTenant *t)
 			 tm_catalog_refers(RewriteRelationId, RewriteRelRulenameIndexId,
 							   Anum_pg_rewrite_ev_class, relid))
 		problem = "it has rules";
-	else if (form->relhastriggers &&
-			 tm_catalog_refers(TriggerRelationId, TriggerRelidNameIndexId,
-							   Anum_pg_trigger_tgrelid, relid))
+	else if (form->relhastriggers && tm_ledger_has_triggers(relid))
 		problem = "it has triggers";
 	else if (form->relrowsecurity || form->relforcerowsecurity)
 		problem = "it has row-level security enabled";

@@ -73,9 +73,13 @@ static void
 tm_run_in_tenant(const TmTenant *tenant, const char *sql)
 {
 	tm_statement_timeout_arm();
-	tm_sql_restricted(get_role_oid(tenant->owner, false),
-					  tm_search_path(tenant->schema), NULL, sql, 0, NULL, NULL,
-					  false);
+	if (tenant->isolation == TM_SCHEMA && tm_citus_mode())
+		tm_citus_run_in_tenant(get_role_oid(tenant->owner, false),
+							   tm_search_path(tenant->schema), sql);
+	else
+		tm_sql_restricted(get_role_oid(tenant->owner, false),
+						  tm_search_path(tenant->schema), NULL, sql, 0, NULL,
+						  NULL, false);
 	tm_statement_timeout_disarm();
 }
 

@@ -137,7 +137,9 @@ tm_owner_role_create(const TmTenant *t)
 	const char *role = t->owner;
 
 	tm_check_role_free(role);
-	tm_ddl(psprintf("CREATE ROLE %s NOLOGIN", quote_identifier(role)));
+	/* Citus reaches the tenant's worker as this role (citus.c) */
+	tm_ddl(psprintf("CREATE ROLE %s %s", quote_identifier(role),
+					t->isolation == TM_SCHEMA && tm_citus_mode() ? "LOGIN" : "NOLOGIN"));
 	tm_mark("ROLE", role, t, false);
 	if (!superuser())
 		tm_ddl(psprintf("GRANT %s TO %s", quote_identifier(role),

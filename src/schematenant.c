@@ -89,7 +89,8 @@ tm_schematenant_build_here(TmTenant *t, List *migrations, bool own_role,
 	TmBuildArgs b = {t, migrations, own_role, NIL};
 	ErrorData  *edata;
 
-	if (!tm_build_in_transaction && tm_catalog_has_runs())
+	/* Citus makes tenant tables only of top-level statements: build.c */
+	if ((!tm_build_in_transaction || tm_citus_mode()) && tm_catalog_has_runs())
 		return false;
 	edata = tm_try(tm_schematenant_build_cb, &b);
 
@@ -173,6 +174,8 @@ tm_schematenant_create(TmTenant *t, const char *metadata, bool own_role,
 		{
 			ereport(NOTICE,
 					(errmsg("creation of tenant \"%s\" is queued", t->name),
+					 tm_citus_mode() ?
+					 errdetail("In Citus mode tenants are built outside the caller's transaction, which starts once this transaction commits.") :
 					 errdetail("Its migrations need transactions of their own, which start once this transaction commits.")));
 			tm_schematenant_queue(t, metadata, own_role);
 			return;
@@ -228,26 +231,35 @@ tm_schematenant_record_job(TmTenant *t, TmJob *job, List *steps)
 /*
  * Makes what a schema tenant has before any migration, in the current
  * transaction: its owner role (own_role, unless one of t's is there
- * already), the schema with tenant_mgr's mark, and the ledger.  Sets
- * t->object_oid and t->schema.  A schema of that name is an error.
+ * already), the schema with tenant_mgr's mark, and, with ledger, the
+ * ledger.  Sets t->object_oid and t->schema.  A schema of that name is an
+ * error.
  */
 void
-tm_schematenant_make(TmTenant *t, bool own_role)
+tm_schematenant_make(TmTenant *t, bool own_role, bool ledger)
 {
+	char	   *sql;
+
 	tm_check_schema_free(t->object_name);
 	/* a role of that name not made for t is refused by tm_owner_role_create */
 	if (own_role && !OidIsValid(tm_our_role(t, true)))
 		tm_owner_role_create(t);
 	tm_pause_point("schema:after-role");
-	tm_ddl(psprintf("CREATE SCHEMA %s AUTHORIZATION %s",
-					quote_identifier(t->object_name),
-					quote_identifier(t->owner)));
+	sql = psprintf("CREATE SCHEMA %s AUTHORIZATION %s",
+				   quote_identifier(t->object_name), quote_identifier(t->owner));
+	if (tm_citus_mode())
+		tm_citus_create_schema(sql);	/* a distributed schema */
+	else
+		tm_ddl(sql);
 	t->object_oid = get_namespace_oid(t->object_name, false);
 	t->schema = t->object_name;
 	tm_mark("SCHEMA", t->object_name, t, false);
 	tm_pause_point("schema:after-schema");
-	tm_ledger_create(t);
-	tm_pause_point("schema:after-ledger");
+	if (ledger)
+	{
+		tm_ledger_create(t);
+		tm_pause_point("schema:after-ledger");
+	}
 }
 
 /*
@@ -262,7 +274,7 @@ tm_schematenant_build(TmTenant *t, List *migrations, bool own_role)
 	ListCell   *lc;
 	int64		current;
 
-	tm_schematenant_make(t, own_role);
+	tm_schematenant_make(t, own_role, true);
 	steps = tm_migration_plan(t, migrations, PG_INT64_MAX, &current);
 	foreach(lc, steps)
 	{

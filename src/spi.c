@@ -15,6 +15,8 @@
  *							its own (CREATE/DROP DATABASE, in executors)
  *	tm_sql_restricted		a tenant's owner, in a security-restricted
  *							operation: migrations and ledgers
+ *	tm_sql_restricted_toplevel	the same, some statements top-level in the
+ *							current transaction (Citus mode, citus.c)
  *
  * Results of reads are allocated in tm_result_cxt(), so they outlive both
  * SPI_finish and the transactions of tm_xact_begin/commit.
@@ -361,6 +363,64 @@ tm_sql_restricted(Oid role, const char *search_path, const char *lock_timeout,
 				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
 				 errmsg("SQL could not be executed in a tenant: %s",
 						SPI_result_code_string(rc))));
+	tm_restricted_leave(&saved, save_nestlevel);
+}
+
+/*
+ * Runs sql as tm_sql_restricted does, but statement by statement, those
+ * for which toplevel(stmt) is true as top-level utility commands inside the
+ * current transaction (Citus makes a table created in a distributed schema
+ * a tenant table only for a top-level CREATE TABLE).  toplevel must choose
+ * only statements that cannot end the transaction; the rest go through SPI.
+ */
+void
+tm_sql_restricted_toplevel(Oid role, const char *search_path,
+						   const char *lock_timeout, const char *sql,
+						   bool (*toplevel) (Node *stmt))
+{
+	TmIdentity	saved;
+	int			save_nestlevel;
+	ListCell   *lc;
+
+	save_nestlevel = tm_restricted_enter(role, search_path, lock_timeout, &saved);
+	foreach(lc, pg_parse_query(sql))
+	{
+		RawStmt    *rs = lfirst_node(RawStmt, lc);
+
+		if (toplevel(rs->stmt))
+		{
+			ListCell   *pc;
+			List	   *plans;
+
+			PushActiveSnapshot(GetTransactionSnapshot());
+			plans = pg_plan_queries(pg_analyze_and_rewrite_fixedparams(rs, sql, NULL, 0, NULL),
+									sql, CURSOR_OPT_PARALLEL_OK, NULL);
+			foreach(pc, plans)
+			{
+				PlannedStmt *pstmt = lfirst_node(PlannedStmt, pc);
+
+				if (pstmt->commandType != CMD_UTILITY)
+					elog(ERROR, "a top-level migration statement must be a utility command");
+				ProcessUtility(pstmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL,
+							   NULL, None_Receiver, NULL);
+				CommandCounterIncrement();
+			}
+			PopActiveSnapshot();
+		}
+		else
+		{
+			char	   *text = rs->stmt_len > 0 ?
+				pnstrdup(sql + rs->stmt_location, rs->stmt_len) :
+				pstrdup(sql + rs->stmt_location);
+			int			rc = SPI_execute(text, false, 0);
+
+			if (rc < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+						 errmsg("SQL could not be executed in a tenant: %s",
+								SPI_result_code_string(rc))));
+		}
+	}
 	tm_restricted_leave(&saved, save_nestlevel);
 }
 

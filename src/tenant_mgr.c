@@ -39,6 +39,7 @@ int			tm_lock_timeout = 5000;
 int			tm_lock_retries = 3;
 int			tm_statement_timeout = 0;
 bool		tm_build_in_transaction = true;
+bool		tm_use_citus = true;
 bool		tm_database_template = false;
 int			tm_template_strategy = TM_STRATEGY_WAL_LOG;
 char	   *tm_pause_at = NULL;
@@ -286,6 +287,14 @@ _PG_init(void)
 							   PGC_SUSET,
 							   GUC_NOT_IN_SAMPLE,
 							   tm_pause_check, NULL, NULL);
+	DefineCustomBoolVariable("tenant_mgr.citus",
+							 "Places schema tenants on Citus workers when the citus extension is installed in the control database.",
+							 "Off: schema tenants stay plain schemas of this server even where Citus is installed.",
+							 &tm_use_citus,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("tenant_mgr");
 

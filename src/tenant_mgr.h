@@ -301,7 +301,7 @@ extern void tm_schematenant_create(TmTenant *t, const char *metadata,
 extern bool tm_schematenant_create_job(TmTenant *t, TmJob *job,
 									   List *migrations);
 extern void tm_schematenant_record_job(TmTenant *t, TmJob *job, List *steps);
-extern void tm_schematenant_make(TmTenant *t, bool own_role);
+extern void tm_schematenant_make(TmTenant *t, bool own_role, bool ledger);
 extern Oid	tm_schematenant_require(TmTenant *t);
 extern void tm_schematenant_rename(TmTenant *t, const char *object,
 								   const char *new_name);
@@ -318,6 +318,16 @@ extern bool tm_build_needs_own_transactions(int sqlerrcode);
 extern List *tm_build_schema(TmTenant *t, List *migrations, Oid requester,
 							 bool own_role);
 extern void tm_build_remove_orphan(TmIntent *intent);
+
+/* in citus.c */
+extern bool tm_citus_mode(void);
+extern void tm_citus_create_schema(const char *sql);
+extern void tm_citus_run_in_tenant(Oid role, const char *search_path,
+								   const char *sql);
+extern bool tm_citus_trigger(Oid tgfoid, bool internal, int16 tgtype);
+extern List *tm_citus_verify_schema(Oid nspoid);
+extern void tm_citus_move(const char *name, const char *node,
+						  const char *mode);
 
 /* in dbtenant.c */
 extern bool tm_dbtenant_build_spare(TmTenant *t, List *migrations);
@@ -626,6 +636,10 @@ extern void tm_sql_restricted(Oid role, const char *search_path,
 							  const char *lock_timeout, const char *sql,
 							  int nargs, Oid *types, Datum *values,
 							  bool read_only);
+extern void tm_sql_restricted_toplevel(Oid role, const char *search_path,
+									   const char *lock_timeout,
+									   const char *sql,
+									   bool (*toplevel) (Node *stmt));
 extern ErrorData *tm_try(void (*fn) (void *), void *arg);
 extern ErrorData *tm_try_discard(void (*fn) (void *), void *arg);
 extern char *tm_get_text(uint64 row, int col);
@@ -667,6 +681,7 @@ extern int	tm_lock_timeout;
 extern int	tm_lock_retries;
 extern int	tm_statement_timeout;
 extern bool tm_build_in_transaction;
+extern bool tm_use_citus;
 extern bool tm_database_template;
 extern int	tm_template_strategy;
 extern char *tm_pause_at;

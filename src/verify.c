@@ -192,6 +192,13 @@ tm_verify_schema_tenant(ReturnSetInfo *rsinfo, const TmTenant *t,
 				  psprintf("schema \"%s\" is now named \"%s\"",
 						   t->object_name, found.schema));
 
+	if (tm_citus_mode())
+	{
+		List	   *problems = tm_citus_verify_schema(nspoid);
+
+		for (lc = list_head(problems); lc != NULL; lc = lnext(problems, lnext(problems, lc)))
+			tm_report(rsinfo, t->name, lfirst(lc), lfirst(lnext(problems, lc)));
+	}
 	if (!tm_verify_ledger(rsinfo, &found, &rows))
 		return;
 	tm_verify_gaps(rsinfo, t, migrations, rows);

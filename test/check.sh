@@ -159,6 +159,12 @@ if [ ${#given[@]} -gt 0 ]; then
 fi
 
 ensure_deps
+# Citus for the scale-out test (016_citus.pl skips without it); CI has
+# ../shared beside the repository
+if [ -f "$root/../shared/vendor/build-citus.sh" ]; then
+	say "Citus for the scale-out test"
+	bash "$root/../shared/vendor/build-citus.sh"
+fi
 stage=$(stage_tree "$root")
 log=$stage/check.log
 cleanup() {
