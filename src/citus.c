@@ -155,9 +155,12 @@ tm_citus_verify_schema(Oid nspoid)
 	tm_catalog_exec("SELECT count(*) FROM pg_catalog.pg_dist_schema WHERE schemaid = $1",
 					1, types, values, NULL, SPI_OK_SELECT);
 	if (tm_get_int64(0, 1) == 0)
-		return list_make2(pstrdup("not_distributed"),
-						  psprintf("schema \"%s\" is not a distributed schema of Citus",
-								   get_namespace_name(nspoid)));
+	{
+		char	   *detail = psprintf("schema \"%s\" is not a distributed schema of Citus",
+									  get_namespace_name(nspoid));
+
+		return lappend(list_make1(pstrdup("not_distributed")), detail);
+	}
 
 	/* every table, partitions included, a tenant table of the schema */
 	tm_catalog_exec("SELECT c.relname::pg_catalog.text FROM pg_catalog.pg_class c"
@@ -169,9 +172,12 @@ tm_citus_verify_schema(Oid nspoid)
 					" ORDER BY 1",
 					1, types, values, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
-		problems = lappend(lappend(problems, pstrdup("local_table")),
-						   psprintf("table \"%s\" is not a tenant table of Citus: it stays on the coordinator",
-									tm_get_text(i, 1)));
+	{
+		char	   *detail = psprintf("table \"%s\" is not a tenant table of Citus: it stays on the coordinator",
+									  tm_get_text(i, 1));
+
+		problems = lappend(lappend(problems, pstrdup("local_table")), detail);
+	}
 	return problems;
 }
 
@@ -292,12 +298,13 @@ Datum
 tenant_placement(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	uint64		i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	tm_spi_connect();
 	if (tm_citus_mode())
 	{
+		uint64		i;
+
 		tm_catalog_exec("WITH shard AS ("
 						"  SELECT colocation_id, nodename, nodeport, sum(shard_size) AS size"
 						"    FROM pg_catalog.citus_shards GROUP BY 1, 2, 3)"
